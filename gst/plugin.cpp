@@ -1,0 +1,22 @@
+/* costream
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The costream plugin: live, low-latency audio between people.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "backchannelmixer/gstbackchannelmixer.h"
+
+#include <gst/gst.h>
+
+static gboolean plugin_init(GstPlugin *plugin) {
+  gboolean ret = FALSE;
+  ret |= GST_ELEMENT_REGISTER(backchannelmixer, plugin);
+  return ret;
+}
+
+GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, costream,
+                  "Live talk-back, mix-minus conferencing and RTMP ingest for RTP/WebRTC",
+                  plugin_init, VERSION, GST_LICENSE, GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

@@ -1,0 +1,45 @@
+/* costream tests
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Pipeline helpers for element tests: feeding appsrc with generated audio, collecting appsink
+ * output, and waiting on the bus with a bound.
+ */
+#pragma once
+
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/gst.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace testgst {
+
+/* Raises a Catch2 failure if the element factory is missing (plugin not loaded). */
+GstElement *make(const char *factory, const char *name = nullptr);
+
+GstCaps *audio_caps(const char *format, int rate, int channels);
+
+/* An audio buffer of `frames` frames of `format` S16LE from doubles in [-1, 1] (interleaved). */
+GstBuffer *s16_buffer(const std::vector<int16_t> &samples, GstClockTime pts, GstClockTime dur);
+GstBuffer *f32_buffer(const std::vector<float> &samples, GstClockTime pts, GstClockTime dur);
+
+struct Collected {
+  std::vector<GstBuffer *> buffers;
+  ~Collected();
+  std::vector<int16_t> s16() const;
+  std::vector<double> channel(unsigned ch, unsigned channels) const; /* S16 -> [-1,1] */
+};
+
+/* Pulls everything until EOS (or `max_buffers`); fails the test on timeout. */
+void pull_all(GstElement *appsink, Collected &out, GstClockTime timeout = 20 * GST_SECOND,
+              size_t max_buffers = SIZE_MAX);
+
+/* Waits for EOS or ERROR on the bus; returns the error message (empty if EOS). */
+std::string wait_eos_or_error(GstElement *pipeline, GstClockTime timeout = 30 * GST_SECOND);
+
+/* Collects element messages of a given structure name that were posted on the bus so far. */
+std::vector<GstStructure *> drain_element_messages(GstElement *pipeline, const char *name);
+
+} // namespace testgst

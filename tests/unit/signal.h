@@ -1,0 +1,35 @@
+/* costream tests
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Signal analysis for content checks: tone generation, amplitude at a frequency, and the purity
+ * of a tone (how far a signal is from one clean sinusoid, window by window).
+ */
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace testsig {
+
+std::vector<double> tone(double freq, double rate, size_t n, double amplitude,
+                         double phase = 0.0);
+/* Amplitude of the component at `freq` (least-squares fit of sin/cos, DC removed). */
+double amplitude_at(const double *x, size_t n, double freq, double rate);
+/* Best-fitting frequency within [f_lo, f_hi]. */
+double estimate_frequency(const double *x, size_t n, double rate, double f_lo, double f_hi);
+/* SNR in dB of the best single-sinusoid fit near `freq` (+-2%); residual = everything else. */
+double tone_snr_db(const double *x, size_t n, double freq, double rate);
+
+struct Purity {
+  double worst_snr_db;   /* over windows */
+  double median_snr_db;
+  size_t worst_window;
+};
+/* Windowed tone_snr_db over the signal: a click or a gap shows up as one bad window. */
+Purity tone_purity(const std::vector<double> &x, double freq, double rate, size_t window);
+
+/* Largest absolute sample-to-sample step: clicks and dropouts show as jumps. */
+double max_step(const std::vector<double> &x);
+
+} // namespace testsig
