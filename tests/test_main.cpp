@@ -66,10 +66,15 @@ int main(int argc, char *argv[]) {
   const std::string name = program_name(argv[0]);
   const std::string registry = std::string(COSTREAM_TEST_REGISTRY_DIR) + "/registry-" + name + ".bin";
   const std::string path = std::string(COSTREAM_BUILD_PLUGIN_DIR) + ":" + system_plugin_links(name);
+  /* A fresh registry every run: a stale one may remember a plugin as unloadable. */
+  unlink(registry.c_str());
   setenv("GST_REGISTRY_1_0", registry.c_str(), 1);
   setenv("GST_PLUGIN_SYSTEM_PATH_1_0", "", 1);
   setenv("GST_PLUGIN_PATH_1_0", path.c_str(), 1);
   unsetenv("GST_PLUGIN_PATH");
+  /* Scan in-process: a sanitizer build of the plugin cannot be loaded by the (unsanitized)
+   * gst-plugin-scanner helper. */
+  setenv("GST_REGISTRY_FORK", "no", 1);
   gst_init(&argc, &argv);
   int result = Catch::Session().run(argc, argv);
   gst_deinit();

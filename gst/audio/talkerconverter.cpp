@@ -1,7 +1,7 @@
 /* costream
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "talkerinput.h"
+#include "talkerconverter.h"
 
 #include <algorithm>
 #include <cmath>
@@ -37,18 +37,17 @@ bool sample_format_from_gst(GstAudioFormat f, SampleFormat *out) {
   }
 }
 
-TalkerInput::TalkerInput() {
+TalkerConverter::TalkerConverter() {
   gst_audio_info_init(&in_info_);
   gst_audio_info_init(&out_info_);
-  meter_.configure();
 }
 
-TalkerInput::~TalkerInput() {
+TalkerConverter::~TalkerConverter() {
   if (converter_)
     gst_audio_converter_free(converter_);
 }
 
-bool TalkerInput::set_input_caps(GstCaps *caps, std::string *why) {
+bool TalkerConverter::set_input_caps(GstCaps *caps, std::string *why) {
   GstAudioInfo info;
   if (!gst_audio_info_from_caps(&info, caps)) {
     *why = "caps are not complete raw audio caps";
@@ -77,7 +76,7 @@ bool TalkerInput::set_input_caps(GstCaps *caps, std::string *why) {
   bool old_valid = in_valid_;
   in_info_ = info;
   in_valid_ = true;
-  if (changed && out_valid_ && !rebuild_converter(why)) {
+  if (changed && out_valid_ && !rebuild(why)) {
     in_info_ = old;
     in_valid_ = old_valid;
     return false;
@@ -85,28 +84,19 @@ bool TalkerInput::set_input_caps(GstCaps *caps, std::string *why) {
   return true;
 }
 
-bool TalkerInput::set_output(const GstAudioInfo &out, const TalkerQueue::Config &qcfg,
-                             std::string *why) {
-  const bool fmt_changed = !out_valid_ || !gst_audio_info_is_equal(&out, &out_info_);
+bool TalkerConverter::set_output(const GstAudioInfo &out, std::string *why) {
+  if (out_valid_ && gst_audio_info_is_equal(&out, &out_info_))
+    return true;
   out_info_ = out;
   out_valid_ = true;
-  const bool q_changed = qcfg.drift_correction != qcfg_.drift_correction ||
-                         qcfg.align_threshold != qcfg_.align_threshold ||
-                         qcfg.max_ahead != qcfg_.max_ahead || qcfg.layout != qcfg_.layout;
-  qcfg_ = qcfg;
-  if (fmt_changed || q_changed)
-    queue_.configure(qcfg_);
-  if (fmt_changed && in_valid_)
-    return rebuild_converter(why);
-  return true;
+  return in_valid_ ? rebuild(why) : true;
 }
 
-bool TalkerInput::rebuild_converter(std::string *why) {
+bool TalkerConverter::rebuild(std::string *why) {
   if (converter_) {
     gst_audio_converter_free(converter_);
     converter_ = nullptr;
   }
-  queue_.reset();
   if (gst_audio_info_is_equal(&in_info_, &out_info_))
     return true;
   converter_ = gst_audio_converter_new(GST_AUDIO_CONVERTER_FLAG_NONE, &in_info_, &out_info_,
@@ -120,7 +110,7 @@ bool TalkerInput::rebuild_converter(std::string *why) {
   return true;
 }
 
-Chunk TalkerInput::wrap(GstBuffer *buf) {
+Chunk TalkerConverter::wrap(GstBuffer *buf, guint bpf) {
   Chunk c;
   GstMapInfo map;
   if (!gst_buffer_map(buf, &map, GST_MAP_READ)) {
@@ -131,20 +121,16 @@ Chunk TalkerInput::wrap(GstBuffer *buf) {
   mb->buffer = buf;
   mb->map = map;
   c.data = map.data;
-  c.frames = static_cast<uint32_t>(map.size / GST_AUDIO_INFO_BPF(&out_info_));
+  c.frames = static_cast<uint32_t>(map.size / bpf);
   c.tag = buf;
   c.keepalive = std::move(mb);
   return c;
 }
 
-TalkerQueue::PushResult TalkerInput::push(GstBuffer *buf, const GstSegment *segment) {
-  TalkerQueue::PushResult res;
-  stats_.buffers++;
-  stats_.bytes += gst_buffer_get_size(buf);
+bool TalkerConverter::convert(GstBuffer *buf, const GstSegment *segment, Converted *result) {
   if (!in_valid_ || !out_valid_) {
-    stats_.dropped++;
     gst_buffer_unref(buf);
-    return res;
+    return false;
   }
 
   double pts_frames = NAN;
@@ -171,9 +157,8 @@ TalkerQueue::PushResult TalkerInput::push(GstBuffer *buf, const GstSegment *segm
   } else if (converter_) {
     GstMapInfo in_map;
     if (!gst_buffer_map(buf, &in_map, GST_MAP_READ)) {
-      stats_.dropped++;
       gst_buffer_unref(buf);
-      return res;
+      return false;
     }
     const gsize in_frames = in_map.size / GST_AUDIO_INFO_BPF(&in_info_);
     const gsize out_frames = gst_audio_converter_get_out_frames(converter_, in_frames);
@@ -198,31 +183,18 @@ TalkerQueue::PushResult TalkerInput::push(GstBuffer *buf, const GstSegment *segm
       pts_frames -= converter_delay_;
     }
     if (!ok) {
-      stats_.dropped++;
       gst_buffer_unref(out);
-      return res;
+      return false;
     }
   }
 
-  Chunk chunk = wrap(out);
-  if (chunk.frames == 0) {
-    if (!chunk.keepalive)
-      stats_.dropped++;
-    return res;
-  }
-  res = queue_.push(std::move(chunk), pts_frames, discont);
-  if (res.late_frames > 0) {
-    stats_.late++;
-    stats_.late_frames += res.late_frames;
-  }
-  if (res.overflow_frames > 0)
-    stats_.dropped++;
-  return res;
+  result->chunk = wrap(out, GST_AUDIO_INFO_BPF(&out_info_));
+  result->pts = pts_frames;
+  result->discont = discont;
+  return result->chunk.keepalive != nullptr;
 }
 
-void TalkerInput::flush() {
-  queue_.reset();
-  meter_.reset();
+void TalkerConverter::reset() {
   if (converter_) {
     gst_audio_converter_reset(converter_);
     converter_fresh_ = true;
