@@ -412,12 +412,28 @@ int64_t frames_ahead(GstBackchannelMixer *self, GstBackchannelMixerPad *pad) {
   return pad->priv->queue.write_end() - self->priv->out_index;
 }
 
-/* (data lock) Wakes the output thread when it waits and this talker completed the block. */
+/* (data lock) Whether every talker the output waits for has the block [out, out + n). */
+bool block_complete(GstBackchannelMixer *self, int64_t out, uint32_t n) {
+  size_t expected = 0;
+  for (auto *p : self->priv->pads) {
+    auto *pp = p->priv;
+    if (pp->eos || (!pp->has_caps && !gst_pad_is_linked(GST_PAD(p))))
+      continue;
+    expected++;
+    if (!pp->queue.covers(out, n))
+      return false;
+  }
+  return expected > 0;
+}
+
+/* (data lock) Wakes the output thread when it waits and the block became complete with this
+ * talker's data (nullptr: something else changed, wake it to look). Waking it for every buffer
+ * would cost a context switch and a clock re-arm per talker per block. */
 void wake_output(GstBackchannelMixer *self, GstBackchannelMixerPad *pad) {
   auto *priv = self->priv;
   if (!priv->output_waiting)
     return;
-  if (pad && !pad->priv->eos && !pad->priv->queue.covers(priv->out_index, priv->block_frames))
+  if (pad && !block_complete(self, priv->out_index, priv->block_frames))
     return;
   priv->data_cond.notify_one();
   if (priv->clock_id)
@@ -445,9 +461,10 @@ GstFlowReturn wait_for_room(GstBackchannelMixer *self, GstBackchannelMixerPad *p
       return GST_FLOW_FLUSHING;
     if (pp->eos)
       return GST_FLOW_EOS;
+    /* Never wait while the output still needs this talker's data (that would deadlock). */
     if (priv->out_valid &&
         (priv->live || frames_ahead(self, pad) <= frames_of(self, AHEAD_HIGH) ||
-         !pp->queue.has_pending()))
+         !pp->queue.has_pending() || !pp->queue.covers(priv->out_index, priv->block_frames)))
       break;
     pp->waiting_for_space = true;
     wake_output(self, nullptr);
@@ -1297,11 +1314,13 @@ static gboolean gst_backchannel_mixer_do_seek(GstBackchannelMixer *self, GstEven
       priv->discont = true;
       priv->flushing = false;
       priv->limiter_state.reset();
+      /* The talkers' queues were reset by their own FLUSH_STOP and may already hold data from
+       * the new position: keep it. */
       for (auto *p : priv->pads) {
-        p->priv->queue.reset();
         p->priv->stalled = false;
         p->priv->missing_frames = 0;
       }
+      priv->space_cond.notify_all();
     }
     GstEvent *fstop = gst_event_new_flush_stop(TRUE);
     gst_event_set_seqnum(fstop, seqnum);

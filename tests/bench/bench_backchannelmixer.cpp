@@ -9,8 +9,8 @@
  * Non-live: N appsrc inputs (10 ms S16LE 48 kHz stereo buffers, shared memory, so feeding costs
  * next to nothing) -> mixer -> fakesink, as fast as possible. The CPU of the same inputs into N
  * fakesinks without a mixer is measured too and subtracted, so the ratios compare the mixers.
- * Live: the same with the mixer in live mode (force-live, drift correction on), 1 to 64 talkers,
- * reported as CPU per talker per second of audio.
+ * Live: 1 to 64 live inputs fed block by block into backchannelmixer and audiomixer in live
+ * mode (force-live, on a clock that never fires), reported as CPU per talker per block.
  */
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
@@ -81,7 +81,9 @@ double run_pipeline(const std::string &mixer_desc, int inputs, int blocks, bool 
     g_object_set(src, "caps", caps, "format", GST_FORMAT_TIME, "is-live", live, "max-bytes",
                  static_cast<guint64>(0), nullptr);
     for (int b = 0; b < blocks; b++) {
-      GstBuffer *buf = gst_buffer_copy(pattern[(b + i) % pattern.size()]); /* shares memory */
+      /* Each talker's buffers have memory of their own, as real inputs do (copied before the
+       * timing starts). */
+      GstBuffer *buf = gst_buffer_copy_deep(pattern[(b + i) % pattern.size()]);
       GST_BUFFER_PTS(buf) = b * 10 * GST_MSECOND;
       GST_BUFFER_DURATION(buf) = 10 * GST_MSECOND;
       gst_app_src_push_buffer(GST_APP_SRC(src), buf);
@@ -107,6 +109,128 @@ double run_pipeline(const std::string &mixer_desc, int inputs, int blocks, bool 
   gst_object_unref(bus);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(pipeline);
+  return t1 - t0;
+}
+
+/* Live mode, measured without waiting for real time: `talkers` live inputs (their upstream
+ * answers the latency query as live) fed block by block from this thread into the mixer running
+ * in live mode on a clock that never fires (so nothing depends on scheduling luck). After each
+ * block the thread waits for the mixer's output of that block. `mixer_desc` empty: the same
+ * pushes into fakesinks (the feeding cost). Returns process CPU seconds. */
+struct Clocked {
+  GMutex lock;
+  GCond cond;
+  guint64 out = 0;
+};
+
+GstPadProbeReturn count_output(GstPad *, GstPadProbeInfo *, gpointer data) {
+  auto *c = static_cast<Clocked *>(data);
+  g_mutex_lock(&c->lock);
+  c->out++;
+  g_cond_signal(&c->cond);
+  g_mutex_unlock(&c->lock);
+  return GST_PAD_PROBE_OK;
+}
+
+gboolean live_latency_query(GstPad *pad, GstObject *parent, GstQuery *q) {
+  if (GST_QUERY_TYPE(q) == GST_QUERY_LATENCY) {
+    gst_query_set_latency(q, TRUE, 0, GST_CLOCK_TIME_NONE);
+    return TRUE;
+  }
+  return gst_pad_query_default(pad, parent, q);
+}
+
+double run_clocked(const std::string &mixer_desc, int talkers, int blocks) {
+  GstElement *pipeline = gst_pipeline_new(nullptr);
+  GstClock *clock = GST_CLOCK(g_object_new(GST_TYPE_SYSTEM_CLOCK, nullptr));
+  /* A clock whose time stands still: deadlines never pass, every block is complete first. */
+  gst_pipeline_use_clock(GST_PIPELINE(pipeline), clock);
+  std::vector<GstPad *> sinkpads;
+  GstElement *mixer = nullptr;
+  Clocked counter;
+  g_mutex_init(&counter.lock);
+  g_cond_init(&counter.cond);
+  if (!mixer_desc.empty()) {
+    GError *err = nullptr;
+    mixer = gst_parse_bin_from_description(mixer_desc.c_str(), FALSE, &err);
+    GstElement *m = gst_bin_get_by_name(GST_BIN(mixer), "m");
+    GstElement *sink = gst_element_factory_make("fakesink", nullptr);
+    g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
+    gst_bin_add_many(GST_BIN(pipeline), mixer, sink, nullptr);
+    GstPad *msrc = gst_element_get_static_pad(m, "src");
+    GstPad *ghost = gst_ghost_pad_new("src", msrc);
+    gst_element_add_pad(mixer, ghost);
+    gst_object_unref(msrc);
+    gst_element_link(mixer, sink);
+    GstPad *ssink = gst_element_get_static_pad(sink, "sink");
+    gst_pad_add_probe(ssink, GST_PAD_PROBE_TYPE_BUFFER, count_output, &counter, nullptr);
+    gst_object_unref(ssink);
+    for (int i = 0; i < talkers; i++)
+      sinkpads.push_back(gst_element_request_pad_simple(m, "sink_%u"));
+    gst_object_unref(m);
+  } else {
+    for (int i = 0; i < talkers; i++) {
+      GstElement *sink = gst_element_factory_make("fakesink", nullptr);
+      g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
+      gst_bin_add(GST_BIN(pipeline), sink);
+      sinkpads.push_back(gst_element_get_static_pad(sink, "sink"));
+    }
+  }
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  gst_element_get_state(pipeline, nullptr, nullptr, 5 * GST_SECOND);
+
+  GstCaps *caps = gst_caps_from_string(
+      "audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved");
+  std::vector<GstPad *> srcs;
+  for (int i = 0; i < talkers; i++) {
+    GstPad *src = gst_pad_new(nullptr, GST_PAD_SRC);
+    gst_pad_set_query_function(src, live_latency_query);
+    gst_pad_set_active(src, TRUE);
+    gst_pad_link(src, sinkpads[i]);
+    gst_pad_push_event(src, gst_event_new_stream_start(("talker" + std::to_string(i)).c_str()));
+    gst_pad_push_event(src, gst_event_new_caps(caps));
+    GstSegment seg;
+    gst_segment_init(&seg, GST_FORMAT_TIME);
+    gst_pad_push_event(src, gst_event_new_segment(&seg));
+    srcs.push_back(src);
+  }
+  gst_caps_unref(caps);
+  GstBuffer *pattern = noise_block(7);
+
+  const double t0 = cpu_seconds();
+  for (int b = 0; b < blocks; b++) {
+    for (auto *src : srcs) {
+      GstBuffer *buf = gst_buffer_copy_deep(pattern);
+      GST_BUFFER_PTS(buf) = b * 10 * GST_MSECOND;
+      GST_BUFFER_DURATION(buf) = 10 * GST_MSECOND;
+      gst_pad_push(src, buf);
+    }
+    if (mixer) {
+      g_mutex_lock(&counter.lock);
+      const gint64 until = g_get_monotonic_time() + 5 * G_TIME_SPAN_SECOND;
+      while (counter.out < static_cast<guint64>(b + 1))
+        if (!g_cond_wait_until(&counter.cond, &counter.lock, until))
+          break;
+      const bool ok = counter.out >= static_cast<guint64>(b + 1);
+      g_mutex_unlock(&counter.lock);
+      if (!ok) {
+        std::fprintf(stderr, "%s: no output for block %d\n", mixer_desc.c_str(), b);
+        std::exit(1);
+      }
+    }
+  }
+  const double t1 = cpu_seconds();
+
+  gst_buffer_unref(pattern);
+  for (auto *src : srcs) {
+    gst_pad_set_active(src, FALSE);
+    gst_object_unref(src);
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  for (auto *p : sinkpads)
+    gst_object_unref(p);
+  gst_object_unref(pipeline);
+  gst_object_unref(clock);
   return t1 - t0;
 }
 
@@ -169,6 +293,7 @@ double run_ffmpeg(const std::string &ffmpeg, int inputs, double seconds, const s
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
   double seconds = 20.0;
+  int live_blocks = 1000;
   int repeat = 3;
   std::string ffmpeg = "/usr/bin/ffmpeg";
   std::string only; /* profile one pipeline: --only backchannelmixer */
@@ -179,10 +304,12 @@ int main(int argc, char **argv) {
       repeat = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--ffmpeg") && i + 1 < argc)
       ffmpeg = argv[++i];
+    else if (!std::strcmp(argv[i], "--live-blocks") && i + 1 < argc)
+      live_blocks = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc)
       only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--seconds S] [--repeat R] [--ffmpeg PATH] [--only MIXER]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--seconds S] [--repeat R] [--live-blocks N] [--ffmpeg PATH] [--only MIXER]\n", argv[0]);
       return 2;
     }
   }
@@ -230,16 +357,23 @@ int main(int argc, char **argv) {
   std::printf("\naudiomixer / backchannelmixer CPU ratio: %.2f (target >= 3)\n\n",
               (am - base) / ours_net);
 
-  std::printf("# Live mode (force-live, drift correction on), CPU per talker per second of "
-              "audio; %.0f s, best of %d\n",
-              seconds, repeat);
-  std::printf("| talkers | CPU s | less feeding | ms CPU per talker per audio second |\n");
-  std::printf("|---|---|---|---|\n");
+  std::printf("# Live mode, %d blocks of 10 ms per talker (S16LE 48 kHz stereo), fed block by "
+              "block; CPU less the feeding; best of %d\n",
+              live_blocks, repeat);
+  std::printf("| talkers | backchannelmixer CPU s | us per talker per block | audiomixer "
+              "(force-live) CPU s | us per talker per block | audiomixer / backchannelmixer |\n");
+  std::printf("|---|---|---|---|---|---|\n");
   for (int talkers : {1, 2, 4, 8, 16, 32, 64}) {
-    const double b = best_of(repeat, "", talkers, blocks, false);
-    const double v = best_of(repeat, "backchannelmixer force-live=true", talkers, blocks, false);
-    std::printf("| %d | %.3f | %.3f | %.4f |\n", talkers, v, v - b,
-                1000.0 * (v - b) / talkers / seconds);
+    double b = 1e9, v = 1e9, a = 1e9;
+    for (int r = 0; r < repeat; r++) {
+      b = std::min(b, run_clocked("", talkers, live_blocks));
+      v = std::min(v, run_clocked("backchannelmixer name=m force-live=true", talkers, live_blocks));
+      a = std::min(a, run_clocked("audiomixer name=m force-live=true", talkers, live_blocks));
+    }
+    const double nv = std::max(0.0, v - b), na = std::max(0.0, a - b);
+    const double per = 1e6 / (static_cast<double>(talkers) * live_blocks);
+    std::printf("| %d | %.3f | %.2f | %.3f | %.2f | %.2f |\n", talkers, nv, nv * per, na,
+                na * per, nv > 0 ? na / nv : 0.0);
   }
   return 0;
 }

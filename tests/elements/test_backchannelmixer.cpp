@@ -278,6 +278,159 @@ TEST_CASE("Caps that cannot be mixed give an error naming the pad", "[backchanne
   CHECK(err.find("U8") != std::string::npos);
 }
 
+TEST_CASE("Garbage timestamps, gaps and odd buffers on one talker disturb nobody else",
+          "[backchannelmixer][robustness]") {
+  Pipeline p("audio/x-raw,format=S16LE,rate=48000,channels=1");
+  GstElement *good = p.add_talker(audio_caps("S16LE", 48000, 1));
+  GstElement *bad = p.add_talker(audio_caps("S16LE", 48000, 1));
+  REQUIRE(gst_element_set_state(p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+
+  /* the good talker: 2 s of 500 Hz at 0.25 */
+  auto tone = testsig::tone(500, 48000, 96000, 0.25);
+  std::vector<int16_t> t16(tone.size());
+  for (size_t i = 0; i < tone.size(); i++)
+    t16[i] = static_cast<int16_t>(std::lrint(tone[i] * 32767));
+  push_s16(good, t16, 1, 0, 480);
+
+  /* the bad talker: a normal buffer, then no timestamp, a jump back in time, a 1 s gap with
+   * DISCONT, a buffer that is not a whole number of frames, an empty one, a wildly late one */
+  auto noise = random_s16(480, 1000, 5);
+  auto push_bad = [&](GstClockTime pts, size_t bytes, bool discont) {
+    GstBuffer *b = gst_buffer_new_allocate(nullptr, bytes, nullptr);
+    if (bytes)
+      gst_buffer_fill(b, 0, noise.data(), std::min(bytes, noise.size() * 2));
+    GST_BUFFER_PTS(b) = pts;
+    GST_BUFFER_DURATION(b) = GST_CLOCK_TIME_NONE;
+    if (discont)
+      GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
+    REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(bad), b) == GST_FLOW_OK);
+  };
+  push_bad(0, 960, false);
+  push_bad(GST_CLOCK_TIME_NONE, 960, false);
+  push_bad(0, 960, false); /* back in time: overlap */
+  push_bad(GST_SECOND, 960, true);
+  push_bad(GST_SECOND + 10 * GST_MSECOND, 3, false); /* 1.5 frames */
+  push_bad(GST_SECOND + 20 * GST_MSECOND, 0, false);
+  push_bad(G_GUINT64_CONSTANT(3600) * GST_SECOND, 960, false); /* an hour ahead: dropped */
+  for (auto *s : p.srcs)
+    gst_app_src_end_of_stream(GST_APP_SRC(s));
+
+  Collected out;
+  pull_all(p.sink, out);
+  CHECK(wait_eos_or_error(p.pipeline).empty());
+  GstClockTime next = 0;
+  for (auto *buf : out.buffers) {
+    REQUIRE(GST_BUFFER_PTS(buf) == next);
+    next += GST_BUFFER_DURATION(buf);
+  }
+  auto x = out.channel(0, 1);
+  REQUIRE(x.size() >= 96000u);
+  /* the good talker's tone is intact wherever the bad one is silent */
+  for (size_t w = 2; w < 20; w++) {
+    if (w == 10)
+      continue; /* 1.00-1.01 s: the bad talker's DISCONT buffer */
+    INFO("100 ms window " << w);
+    CHECK(testsig::amplitude_at(&x[w * 4800], 4800, 500, 48000) == Approx(0.25).margin(0.002));
+  }
+  GstPad *badpad = gst_element_get_static_pad(p.mixer, "sink_1");
+  guint64 dropped = 0, buffers = 0;
+  g_object_get(badpad, "dropped", &dropped, "buffers", &buffers, nullptr);
+  CHECK(buffers == 7);
+  CHECK(dropped >= 1); /* the hour-ahead one */
+  gst_object_unref(badpad);
+}
+
+TEST_CASE("A flushing seek restarts every talker at the new position", "[backchannelmixer]") {
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(
+      "audiotestsrc freq=440 volume=0.3 ! audio/x-raw,rate=48000 ! m.sink_0 "
+      "audiotestsrc freq=1000 volume=0.2 ! audio/x-raw,rate=16000 ! m.sink_1 "
+      "backchannelmixer name=m ! audio/x-raw,format=S16LE,rate=48000,channels=1 "
+      "! appsink name=out sync=false",
+      &err);
+  REQUIRE(err == nullptr);
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+  REQUIRE(gst_element_set_state(pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  REQUIRE(gst_element_get_state(pipeline, nullptr, nullptr, 10 * GST_SECOND) ==
+          GST_STATE_CHANGE_SUCCESS);
+  REQUIRE(gst_element_seek(pipeline, 1.0, GST_FORMAT_TIME,
+                           static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
+                           GST_SEEK_TYPE_SET, 2 * GST_SECOND, GST_SEEK_TYPE_SET, 3 * GST_SECOND));
+  REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  Collected out;
+  pull_all(sink, out);
+  CHECK(wait_eos_or_error(pipeline).empty());
+  /* The prerolled buffer before the seek may come first; from the seek on, [2 s, 3 s). */
+  size_t first = 0;
+  while (first < out.buffers.size() && GST_BUFFER_PTS(out.buffers[first]) != 2 * GST_SECOND)
+    first++;
+  REQUIRE(first < out.buffers.size());
+  REQUIRE(first <= 1);
+  GstClockTime next = 2 * GST_SECOND;
+  std::vector<double> x;
+  for (size_t i = first; i < out.buffers.size(); i++) {
+    REQUIRE(GST_BUFFER_PTS(out.buffers[i]) == next);
+    next += GST_BUFFER_DURATION(out.buffers[i]);
+    GstMapInfo m;
+    gst_buffer_map(out.buffers[i], &m, GST_MAP_READ);
+    auto *s = reinterpret_cast<const int16_t *>(m.data);
+    for (size_t k = 0; k < m.size / 2; k++)
+      x.push_back(s[k] / 32768.0);
+    gst_buffer_unmap(out.buffers[i], &m);
+  }
+  CHECK(next == 3 * GST_SECOND);
+  REQUIRE(x.size() == 48000u);
+  std::vector<double> mid(x.begin() + 4800, x.end() - 4800);
+  CHECK(testsig::amplitude_at(mid.data(), mid.size(), 440, 48000) == Approx(0.3).margin(0.005));
+  CHECK(testsig::amplitude_at(mid.data(), mid.size(), 1000, 48000) == Approx(0.2).margin(0.005));
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
+
+TEST_CASE("idle-silence=false sends GAP events while nobody talks", "[backchannelmixer][live]") {
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(
+      "backchannelmixer name=m force-live=true idle-silence=false "
+      "! audio/x-raw,rate=8000,channels=1 ! fakesink name=out sync=false",
+      &err);
+  REQUIRE(err == nullptr);
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+  GstPad *pad = gst_element_get_static_pad(sink, "sink");
+  struct Counts {
+    std::atomic<int> gaps{0}, buffers{0};
+  } counts;
+  gst_pad_add_probe(
+      pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      [](GstPad *, GstPadProbeInfo *info, gpointer data) {
+        auto *c = static_cast<Counts *>(data);
+        if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER)
+          c->buffers++;
+        else if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_GAP)
+          c->gaps++;
+        return GST_PAD_PROBE_OK;
+      },
+      &counts, nullptr);
+  GstClock *clock = gst_test_clock_new();
+  gst_pipeline_use_clock(GST_PIPELINE(pipeline), clock);
+  REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (int i = 0; i < 20; i++) {
+    GstClockID id;
+    gst_test_clock_wait_for_next_pending_id(GST_TEST_CLOCK(clock), &id);
+    gst_test_clock_set_time(GST_TEST_CLOCK(clock), gst_clock_id_get_time(id));
+    gst_clock_id_unref(id);
+    if (GstClockID done = gst_test_clock_process_next_clock_id(GST_TEST_CLOCK(clock)))
+      gst_clock_id_unref(done);
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  CHECK(counts.buffers == 1); /* the first block carries caps and segment */
+  CHECK(counts.gaps >= 18);
+  gst_object_unref(pad);
+  gst_object_unref(sink);
+  gst_object_unref(clock);
+  gst_object_unref(pipeline);
+}
+
 /* ---- live, on a test clock ---------------------------------------------------------------- */
 
 namespace {
