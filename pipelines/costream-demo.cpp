@@ -73,10 +73,11 @@ GstPadProbeReturn stall_probe(GstPad *, GstPadProbeInfo *, gpointer data) {
 }
 
 void join(Demo *demo, Talker &t) {
-  gchar *desc = g_strdup_printf(
-      "audiotestsrc is-live=true wave=sine freq=%.1f volume=%.2f samplesperbuffer=%d ! audioconvert ! "
-      "audioresample ! capsfilter caps=\"%s\"",
-      t.freq, t.volume, 44100 / 50 /* 20 ms packets, like WebRTC */, t.caps);
+  gchar *desc =
+      g_strdup_printf("audiotestsrc is-live=true wave=sine freq=%.1f volume=%.2f "
+                      "samplesperbuffer=%d ! audioconvert ! "
+                      "audioresample ! capsfilter caps=\"%s\"",
+                      t.freq, t.volume, 44100 / 50 /* 20 ms packets, like WebRTC */, t.caps);
   GError *err = nullptr;
   t.bin = gst_parse_bin_from_description(desc, TRUE, &err);
   g_free(desc);
@@ -160,8 +161,7 @@ gboolean print_status(gpointer data) {
     char buf[160];
     g_snprintf(buf, sizeof buf,
                "  %s %s %5.1f dBov t/o %" G_GUINT64_FORMAT " late %" G_GUINT64_FORMAT,
-               gst_structure_get_string(ps, "pad"), act ? "TALK" : "----", level, timeouts,
-               late);
+               gst_structure_get_string(ps, "pad"), act ? "TALK" : "----", level, timeouts, late);
     line += buf;
   }
   g_print("    [%5.2f s] talkers %u, heard %u |%s\n", blocks * 0.01, talkers_n, active,
@@ -240,12 +240,12 @@ int main(int argc, char **argv) {
   Demo demo;
   g_mutex_init(&demo.lock);
   demo.phase_ms = static_cast<guint64>(phase_s * 1000);
-  gchar *desc = g_strdup_printf(
-      "backchannelmixer name=m force-live=true latency=20000000 talk-threshold=-40 "
-      "! audio/x-raw,format=S16LE,rate=%d,channels=1 ! tee name=t "
-      "t. ! queue ! wavenc ! filesink location=\"%s\" "
-      "t. ! queue ! fakesink name=rec sync=false",
-      kRate, wav.c_str());
+  gchar *desc =
+      g_strdup_printf("backchannelmixer name=m force-live=true latency=20000000 talk-threshold=-40 "
+                      "! audio/x-raw,format=S16LE,rate=%d,channels=1 ! tee name=t "
+                      "t. ! queue ! wavenc ! filesink location=\"%s\" "
+                      "t. ! queue ! fakesink name=rec sync=false",
+                      kRate, wav.c_str());
   GError *err = nullptr;
   demo.pipeline = gst_parse_launch(desc, &err);
   g_free(desc);

@@ -26,14 +26,46 @@ static std::string program_name(const char *argv0) {
 /* The system plugins the tests use (core, base, good, bad). Linking only these keeps the
  * registry small and keeps unrelated plugins' libraries out of the sanitizer runs. */
 static const char *const kSystemPlugins[] = {
-    "coreelements", "app",         "audiotestsrc", "audioconvert", "audioresample",
-    "audiomixer",   "volume",      "wavenc",       "wavparse",     "alaw",
-    "mulaw",        "rtp",         "rtpmanager",   "udp",          "opus",
-    "level",        "audiorate",   "rawparse",     "debug",        "autodetect",
-    "flv",          "videotestsrc", "videoconvertscale", "x264",   "videoparsersbad",
-    "rtmp2",        "webrtc",      "nice",         "dtls",         "srtp",
-    "sctp",         "libav",       "matroska",     "isomp4",       "audioparsers",
-    "pbtypes",      "playback",    "typefindfunctions", "fdkaac",  "faad",
+    "coreelements",
+    "app",
+    "audiotestsrc",
+    "audioconvert",
+    "audioresample",
+    "audiomixer",
+    "volume",
+    "wavenc",
+    "wavparse",
+    "alaw",
+    "mulaw",
+    "rtp",
+    "rtpmanager",
+    "udp",
+    "opus",
+    "level",
+    "audiorate",
+    "rawparse",
+    "debug",
+    "autodetect",
+    "flv",
+    "videotestsrc",
+    "videoconvertscale",
+    "x264",
+    "videoparsersbad",
+    "rtmp2",
+    "webrtc",
+    "nice",
+    "dtls",
+    "srtp",
+    "sctp",
+    "libav",
+    "matroska",
+    "isomp4",
+    "audioparsers",
+    "pbtypes",
+    "playback",
+    "typefindfunctions",
+    "fdkaac",
+    "faad",
 };
 
 static bool wanted(const std::string &file) {
@@ -64,7 +96,8 @@ static std::string system_plugin_links(const std::string &name) {
 
 int main(int argc, char *argv[]) {
   const std::string name = program_name(argv[0]);
-  const std::string registry = std::string(COSTREAM_TEST_REGISTRY_DIR) + "/registry-" + name + ".bin";
+  const std::string registry =
+      std::string(COSTREAM_TEST_REGISTRY_DIR) + "/registry-" + name + ".bin";
   const std::string path = std::string(COSTREAM_BUILD_PLUGIN_DIR) + ":" + system_plugin_links(name);
   /* A fresh registry every run: a stale one may remember a plugin as unloadable. */
   unlink(registry.c_str());

@@ -165,6 +165,8 @@ void PeakLimiter::process(MixAccumulator &acc) {
   }
 }
 
-void fill_silence(void *out, size_t bytes) { std::memset(out, 0, bytes); }
+void fill_silence(void *out, size_t bytes) {
+  std::memset(out, 0, bytes);
+}
 
 } // namespace costream

@@ -13,7 +13,9 @@ namespace costream {
 
 enum class SampleFormat { S16, S32, F32 };
 
-constexpr size_t sample_size(SampleFormat f) { return f == SampleFormat::S16 ? 2 : 4; }
+constexpr size_t sample_size(SampleFormat f) {
+  return f == SampleFormat::S16 ? 2 : 4;
+}
 
 /* Interleaved layout: a frame is one sample per channel. */
 struct AudioLayout {

@@ -99,8 +99,8 @@ bool TalkerConverter::rebuild(std::string *why) {
   }
   if (gst_audio_info_is_equal(&in_info_, &out_info_))
     return true;
-  converter_ = gst_audio_converter_new(GST_AUDIO_CONVERTER_FLAG_NONE, &in_info_, &out_info_,
-                                       nullptr);
+  converter_ =
+      gst_audio_converter_new(GST_AUDIO_CONVERTER_FLAG_NONE, &in_info_, &out_info_, nullptr);
   converter_fresh_ = true;
   converter_delay_ = 0.0;
   if (!converter_) {
@@ -147,9 +147,9 @@ bool TalkerConverter::convert(GstBuffer *buf, const GstSegment *segment, Convert
     /* A GAP event (GstAggregator turns them into empty GAP buffers): silence for its duration,
      * so non-live inputs stay aligned and the time counts as covered. At most 10 s. */
     const guint rate = GST_AUDIO_INFO_RATE(&out_info_);
-    const guint64 frames = std::min<guint64>(
-        gst_util_uint64_scale_round(GST_BUFFER_DURATION(buf), rate, GST_SECOND),
-        static_cast<guint64>(rate) * 10);
+    const guint64 frames =
+        std::min<guint64>(gst_util_uint64_scale_round(GST_BUFFER_DURATION(buf), rate, GST_SECOND),
+                          static_cast<guint64>(rate) * 10);
     const gsize size = frames * GST_AUDIO_INFO_BPF(&out_info_);
     gst_buffer_unref(buf);
     out = gst_buffer_new_allocate(nullptr, size, nullptr);

@@ -27,10 +27,10 @@ constexpr double kLoopKi = kLoopWn * kLoopWn;
 /* Largest change of the read rate per second: the pitch of a drifting talker glides, never
  * steps. */
 constexpr double kMaxRateSlew = COSTREAM_LOOP_SLEW;
-constexpr double kMaxRateOffset = 0.02;     /* +-2%: beyond that it is no clock drift */
-constexpr double kEngageSeconds = 0.0015;   /* timing error that turns the resampler on */
-constexpr double kSnapSeconds = 0.080;      /* timing error that is fixed by a jump instead */
-constexpr double kTimingSmoothing = 0.05;   /* EMA weight of one chunk's timing observation */
+constexpr double kMaxRateOffset = 0.02;   /* +-2%: beyond that it is no clock drift */
+constexpr double kEngageSeconds = 0.0015; /* timing error that turns the resampler on */
+constexpr double kSnapSeconds = 0.080;    /* timing error that is fixed by a jump instead */
+constexpr double kTimingSmoothing = 0.05; /* EMA weight of one chunk's timing observation */
 
 double bessel_i0(double x) {
   double sum = 1.0, term = 1.0;
@@ -68,8 +68,8 @@ void from_float(const float *in, size_t n, SampleFormat f, uint8_t *out) {
   case SampleFormat::S16: {
     auto *o = reinterpret_cast<int16_t *>(out);
     for (size_t i = 0; i < n; i++)
-      o[i] = static_cast<int16_t>(std::clamp<long>(std::lrint(in[i] * 32768.f), INT16_MIN,
-                                                  INT16_MAX));
+      o[i] =
+          static_cast<int16_t>(std::clamp<long>(std::lrint(in[i] * 32768.f), INT16_MIN, INT16_MAX));
     break;
   }
   case SampleFormat::S32: {

@@ -30,7 +30,8 @@
  * ## Example launch line
  * |[
  * gst-launch-1.0 backchannelmixer name=m force-live=true latency=20000000 \
- *     ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay ! udpsink host=127.0.0.1 port=5010 \
+ *     ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay ! udpsink host=127.0.0.1 port=5010
+ * \
  *   audiotestsrc is-live=true freq=440 ! m.sink_0 \
  *   audiotestsrc is-live=true freq=660 volume=0.3 ! m.sink_1
  * ]| Two talkers mixed for a camera's G.711 back channel.
@@ -101,7 +102,7 @@ using costream::TalkerStats;
 
 #define FORMATS "{ S16LE, S32LE, F32LE }"
 #define MIXER_CAPS                                                                                 \
-  "audio/x-raw, format = (string) " FORMATS ", rate = (int) [ 8000, 48000 ], "                    \
+  "audio/x-raw, format = (string) " FORMATS ", rate = (int) [ 8000, 48000 ], "                     \
   "channels = (int) [ 1, 2 ], layout = (string) interleaved"
 
 static GstStaticPadTemplate src_template =
@@ -514,10 +515,10 @@ bool update_converter(GstBackchannelMixer *self, GstBackchannelMixerPad *pad,
     return true;
   std::string why;
   if (!pp->converter.set_output(out, &why)) {
-    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
-                      ("Talker on pad %s cannot be converted to the output format.",
-                       GST_PAD_NAME(pad)),
-                      ("%s", why.c_str()));
+    GST_ELEMENT_ERROR(
+        self, CORE, NEGOTIATION,
+        ("Talker on pad %s cannot be converted to the output format.", GST_PAD_NAME(pad)),
+        ("%s", why.c_str()));
     return false;
   }
   pp->converter_generation = generation;
@@ -542,10 +543,9 @@ static GstFlowReturn gst_backchannel_mixer_sink_chain(GstPad *pad, GstObject *pa
   }
   if (!pp->converter.has_input()) {
     gst_buffer_unref(buf);
-    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
-                      ("Talker on pad %s sent audio before its format (no caps).",
-                       GST_PAD_NAME(pad)),
-                      (nullptr));
+    GST_ELEMENT_ERROR(
+        self, CORE, NEGOTIATION,
+        ("Talker on pad %s sent audio before its format (no caps).", GST_PAD_NAME(pad)), (nullptr));
     return GST_FLOW_NOT_NEGOTIATED;
   }
   if (!update_converter(self, mpad, out, generation)) {
@@ -571,8 +571,7 @@ static void gst_backchannel_mixer_sink_gap(GstBackchannelMixer *self, GstBackcha
   gst_event_parse_gap(event, &ts, &dur);
   GstAudioInfo out;
   guint64 generation;
-  if (!GST_CLOCK_TIME_IS_VALID(dur) ||
-      wait_for_room(self, pad, &out, &generation) != GST_FLOW_OK)
+  if (!GST_CLOCK_TIME_IS_VALID(dur) || wait_for_room(self, pad, &out, &generation) != GST_FLOW_OK)
     return;
   const guint rate = GST_AUDIO_INFO_RATE(&out);
   const guint64 frames = std::min<guint64>(gst_util_uint64_scale_round(dur, rate, GST_SECOND),
@@ -584,8 +583,7 @@ static void gst_backchannel_mixer_sink_gap(GstBackchannelMixer *self, GstBackcha
   gst_buffer_memset(silence, 0, 0, size);
   TalkerConverter::Converted c;
   c.chunk = TalkerConverter::wrap(silence, GST_AUDIO_INFO_BPF(&out));
-  const guint64 rt =
-      gst_segment_to_running_time(&pad->priv->segment, GST_FORMAT_TIME, ts);
+  const guint64 rt = gst_segment_to_running_time(&pad->priv->segment, GST_FORMAT_TIME, ts);
   c.pts = GST_CLOCK_TIME_IS_VALID(rt) ? static_cast<double>(rt) * rate / GST_SECOND : NAN;
   queue_converted(self, pad, generation, c, 0, false);
 }
@@ -892,11 +890,11 @@ struct PadView {
 
 GstMessage *talker_message(GstBackchannelMixer *self, GstBackchannelMixerPad *pad, bool active,
                            double level) {
-  return gst_message_new_element(
-      GST_OBJECT(self),
-      gst_structure_new("backchannelmixer-talker", "pad", GST_TYPE_PAD, pad, "pad-name",
-                        G_TYPE_STRING, GST_PAD_NAME(pad), "active", G_TYPE_BOOLEAN, active,
-                        "level", G_TYPE_DOUBLE, level, nullptr));
+  return gst_message_new_element(GST_OBJECT(self),
+                                 gst_structure_new("backchannelmixer-talker", "pad", GST_TYPE_PAD,
+                                                   pad, "pad-name", G_TYPE_STRING,
+                                                   GST_PAD_NAME(pad), "active", G_TYPE_BOOLEAN,
+                                                   active, "level", G_TYPE_DOUBLE, level, nullptr));
 }
 
 void pause_task(GstBackchannelMixer *self, const char *why) {
@@ -1015,8 +1013,8 @@ static void gst_backchannel_mixer_loop(GstBackchannelMixer *self) {
         continue;
       }
       gst_object_ref(clock);
-      const GstClockTime deadline = GST_ELEMENT_CAST(self)->base_time + rt + priv->upstream_latency +
-                                    block_time + jitter;
+      const GstClockTime deadline =
+          GST_ELEMENT_CAST(self)->base_time + rt + priv->upstream_latency + block_time + jitter;
       GstClockID id = gst_clock_new_single_shot_id(clock, deadline);
       gst_object_unref(clock);
       priv->clock_id = id;
@@ -1099,8 +1097,7 @@ static void gst_backchannel_mixer_loop(GstBackchannelMixer *self) {
       pp->stats.late++;
       pp->stats.late_frames += rr.late_frames;
     }
-    const double power =
-        v.frames_with_data > 0 ? costream::block_power(v.data, samples, fmt) : 0.0;
+    const double power = v.frames_with_data > 0 ? costream::block_power(v.data, samples, fmt) : 0.0;
     v.level = pp->meter.update(power, block_ms);
     pp->stats.level = v.level;
 
@@ -1121,8 +1118,7 @@ static void gst_backchannel_mixer_loop(GstBackchannelMixer *self) {
                         GST_TIME_ARGS(timeout_ns));
       }
     }
-    const bool present = pp->ever_had_data && !pp->stalled &&
-                         (v.frames_with_data > 0 || !pp->eos);
+    const bool present = pp->ever_had_data && !pp->stalled && (v.frames_with_data > 0 || !pp->eos);
     const bool heard = present && v.gain > 0.f && v.level > talk_threshold;
     v.heard_changed = heard != pp->heard;
     v.heard = heard;
@@ -1325,9 +1321,8 @@ static gboolean gst_backchannel_mixer_do_seek(GstBackchannelMixer *self, GstEven
     GstEvent *fstop = gst_event_new_flush_stop(TRUE);
     gst_event_set_seqnum(fstop, seqnum);
     gst_pad_push_event(priv->srcpad, fstop);
-    gst_pad_start_task(priv->srcpad,
-                       reinterpret_cast<GstTaskFunction>(gst_backchannel_mixer_loop), self,
-                       nullptr);
+    gst_pad_start_task(priv->srcpad, reinterpret_cast<GstTaskFunction>(gst_backchannel_mixer_loop),
+                       self, nullptr);
     GST_PAD_STREAM_UNLOCK(priv->srcpad);
   }
   gst_event_unref(event);

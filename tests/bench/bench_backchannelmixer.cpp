@@ -71,8 +71,8 @@ double run_pipeline(const std::string &mixer_desc, int inputs, int blocks, bool 
     std::fprintf(stderr, "pipeline failed: %s\n", err ? err->message : "?");
     std::exit(1);
   }
-  GstCaps *caps = gst_caps_from_string(
-      "audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved");
+  GstCaps *caps =
+      gst_caps_from_string("audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved");
   std::vector<GstBuffer *> pattern;
   for (int i = 0; i < 8; i++)
     pattern.push_back(noise_block(static_cast<unsigned>(i + 1)));
@@ -179,8 +179,8 @@ double run_clocked(const std::string &mixer_desc, int talkers, int blocks) {
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
   gst_element_get_state(pipeline, nullptr, nullptr, 5 * GST_SECOND);
 
-  GstCaps *caps = gst_caps_from_string(
-      "audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved");
+  GstCaps *caps =
+      gst_caps_from_string("audio/x-raw,format=S16LE,rate=48000,channels=2,layout=interleaved");
   std::vector<GstPad *> srcs;
   for (int i = 0; i < talkers; i++) {
     GstPad *src = gst_pad_new(nullptr, GST_PAD_SRC);
@@ -309,7 +309,10 @@ int main(int argc, char **argv) {
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc)
       only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--seconds S] [--repeat R] [--live-blocks N] [--ffmpeg PATH] [--only MIXER]\n", argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--seconds S] [--repeat R] [--live-blocks N] [--ffmpeg PATH] [--only MIXER]\n",
+          argv[0]);
       return 2;
     }
   }
@@ -349,8 +352,9 @@ int main(int argc, char **argv) {
         ff = std::min(ff, v);
     }
     if (ff < 1e9)
-      std::printf("| ffmpeg -filter_complex amix (own process, reads raw files) | %.3f | - | %.2f |\n",
-                  ff, ff / ours_net);
+      std::printf(
+          "| ffmpeg -filter_complex amix (own process, reads raw files) | %.3f | - | %.2f |\n", ff,
+          ff / ours_net);
   } else {
     std::printf("| ffmpeg amix | not installed (%s) | | |\n", ffmpeg.c_str());
   }
@@ -372,8 +376,8 @@ int main(int argc, char **argv) {
     }
     const double nv = std::max(0.0, v - b), na = std::max(0.0, a - b);
     const double per = 1e6 / (static_cast<double>(talkers) * live_blocks);
-    std::printf("| %d | %.3f | %.2f | %.3f | %.2f | %.2f |\n", talkers, nv, nv * per, na,
-                na * per, nv > 0 ? na / nv : 0.0);
+    std::printf("| %d | %.3f | %.2f | %.3f | %.2f | %.2f |\n", talkers, nv, nv * per, na, na * per,
+                nv > 0 ? na / nv : 0.0);
   }
   return 0;
 }

@@ -94,9 +94,9 @@ TEST_CASE("backchannelmixer is registered with docs, templates and properties",
   gst_object_unref(f);
 
   GstElement *m = make("backchannelmixer");
-  for (const char *p : {"output-buffer-duration", "timeout", "alignment-threshold",
-                        "drift-correction", "limiter", "idle-silence", "talk-threshold",
-                        "force-live", "stats", "latency"}) {
+  for (const char *p :
+       {"output-buffer-duration", "timeout", "alignment-threshold", "drift-correction", "limiter",
+        "idle-silence", "talk-threshold", "force-live", "stats", "latency"}) {
     INFO(p);
     CHECK(g_object_class_find_property(G_OBJECT_GET_CLASS(m), p) != nullptr);
   }
@@ -107,8 +107,8 @@ TEST_CASE("backchannelmixer is registered with docs, templates and properties",
 
   GstPad *pad = gst_element_request_pad_simple(m, "sink_%u");
   REQUIRE(pad != nullptr);
-  for (const char *p : {"volume", "mute", "bytes", "buffers", "dropped", "late", "timeouts",
-                        "level", "active"}) {
+  for (const char *p :
+       {"volume", "mute", "bytes", "buffers", "dropped", "late", "timeouts", "level", "active"}) {
     INFO(p);
     CHECK(g_object_class_find_property(G_OBJECT_GET_CLASS(pad), p) != nullptr);
   }
@@ -342,12 +342,12 @@ TEST_CASE("Garbage timestamps, gaps and odd buffers on one talker disturb nobody
 
 TEST_CASE("A flushing seek restarts every talker at the new position", "[backchannelmixer]") {
   GError *err = nullptr;
-  GstElement *pipeline = gst_parse_launch(
-      "audiotestsrc freq=440 volume=0.3 ! audio/x-raw,rate=48000 ! m.sink_0 "
-      "audiotestsrc freq=1000 volume=0.2 ! audio/x-raw,rate=16000 ! m.sink_1 "
-      "backchannelmixer name=m ! audio/x-raw,format=S16LE,rate=48000,channels=1 "
-      "! appsink name=out sync=false",
-      &err);
+  GstElement *pipeline =
+      gst_parse_launch("audiotestsrc freq=440 volume=0.3 ! audio/x-raw,rate=48000 ! m.sink_0 "
+                       "audiotestsrc freq=1000 volume=0.2 ! audio/x-raw,rate=16000 ! m.sink_1 "
+                       "backchannelmixer name=m ! audio/x-raw,format=S16LE,rate=48000,channels=1 "
+                       "! appsink name=out sync=false",
+                       &err);
   REQUIRE(err == nullptr);
   GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
   REQUIRE(gst_element_set_state(pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
@@ -390,10 +390,10 @@ TEST_CASE("A flushing seek restarts every talker at the new position", "[backcha
 
 TEST_CASE("idle-silence=false sends GAP events while nobody talks", "[backchannelmixer][live]") {
   GError *err = nullptr;
-  GstElement *pipeline = gst_parse_launch(
-      "backchannelmixer name=m force-live=true idle-silence=false "
-      "! audio/x-raw,rate=8000,channels=1 ! fakesink name=out sync=false",
-      &err);
+  GstElement *pipeline =
+      gst_parse_launch("backchannelmixer name=m force-live=true idle-silence=false "
+                       "! audio/x-raw,rate=8000,channels=1 ! fakesink name=out sync=false",
+                       &err);
   REQUIRE(err == nullptr);
   GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
   GstPad *pad = gst_element_get_static_pad(sink, "sink");
@@ -401,7 +401,8 @@ TEST_CASE("idle-silence=false sends GAP events while nobody talks", "[backchanne
     std::atomic<int> gaps{0}, buffers{0};
   } counts;
   gst_pad_add_probe(
-      pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      pad,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
       [](GstPad *, GstPadProbeInfo *info, gpointer data) {
         auto *c = static_cast<Counts *>(data);
         if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER)
@@ -604,9 +605,7 @@ TEST_CASE("Live: talkers join, stall and leave while the output keeps flowing",
     next += GST_BUFFER_DURATION(b);
   }
   auto x = out.channel(0, 1);
-  auto block_amp = [&](int blk) {
-    return testsig::amplitude_at(&x[blk * 480], 480, 600, 48000);
-  };
+  auto block_amp = [&](int blk) { return testsig::amplitude_at(&x[blk * 480], 480, 600, 48000); };
   for (int blk : {0, 4, 60, 80, 125, 139})
     CHECK(block_amp(blk) < 1e-4);
   for (int blk : {6, 30, 54, 86, 119}) {
@@ -648,7 +647,8 @@ TEST_CASE("Live: a talker drifting 0.5% for 12 s stays a pure tone", "[backchann
     const int64_t end = std::llround((blk + 1) * 480 * (1 + drift));
     std::vector<int16_t> s(end - sent);
     for (size_t i = 0; i < s.size(); i++)
-      s[i] = static_cast<int16_t>(std::lrint(16000 * std::sin(2 * M_PI * 1000 * (sent + i) / 48000.0)));
+      s[i] = static_cast<int16_t>(
+          std::lrint(16000 * std::sin(2 * M_PI * 1000 * (sent + i) / 48000.0)));
     sent = end;
     a.push(s16_buffer(s, blk * 10 * GST_MSECOND, 10 * GST_MSECOND));
     if (blk >= 1)
@@ -682,7 +682,8 @@ TEST_CASE("Live: a resampled talker is not mistaken for a drifting one",
   for (int blk = 0; blk < blocks; blk++) {
     std::vector<int16_t> s(80);
     for (int i = 0; i < 80; i++)
-      s[i] = static_cast<int16_t>(std::lrint(8000 * std::sin(2 * M_PI * 1250 * (blk * 80 + i) / 8000.0)));
+      s[i] = static_cast<int16_t>(
+          std::lrint(8000 * std::sin(2 * M_PI * 1250 * (blk * 80 + i) / 8000.0)));
     a.push(s16_buffer(s, blk * 10 * GST_MSECOND, 10 * GST_MSECOND));
     if (blk >= 1)
       p.pull_one(out);

@@ -12,8 +12,7 @@
 
 namespace testsig {
 
-std::vector<double> tone(double freq, double rate, size_t n, double amplitude,
-                         double phase = 0.0);
+std::vector<double> tone(double freq, double rate, size_t n, double amplitude, double phase = 0.0);
 /* Amplitude of the component at `freq` (least-squares fit of sin/cos, DC removed). */
 double amplitude_at(const double *x, size_t n, double freq, double rate);
 /* Best-fitting frequency within [f_lo, f_hi]. */
@@ -22,7 +21,7 @@ double estimate_frequency(const double *x, size_t n, double rate, double f_lo, d
 double tone_snr_db(const double *x, size_t n, double freq, double rate);
 
 struct Purity {
-  double worst_snr_db;   /* over windows */
+  double worst_snr_db; /* over windows */
   double median_snr_db;
   size_t worst_window;
 };

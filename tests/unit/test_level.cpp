@@ -16,7 +16,8 @@ TEST_CASE("dBov follows RFC 6464: full-scale square 0, full-scale sine -3", "[le
   std::vector<int16_t> square(480);
   for (size_t i = 0; i < square.size(); i++)
     square[i] = (i / 24) % 2 ? INT16_MIN : INT16_MAX;
-  CHECK(block_level_dbov(square.data(), square.size(), SampleFormat::S16) == Approx(0.0).margin(0.01));
+  CHECK(block_level_dbov(square.data(), square.size(), SampleFormat::S16) ==
+        Approx(0.0).margin(0.01));
 
   auto t = testsig::tone(1000, 48000, 4800, 1.0);
   std::vector<float> f(t.begin(), t.end());
@@ -39,7 +40,8 @@ TEST_CASE("Level meter rises fast and decays slowly", "[level]") {
   CHECK(m.level_dbov() == Approx(-3.01).margin(0.1));
   m.update(0.0, 10.0);
   /* one 10 ms block of silence: power decays by exp(-10/300) */
-  CHECK(m.level_dbov() == Approx(-3.01 - 10 * std::log10(1.0 / std::exp(-10.0 / 300.0))).margin(0.05));
+  CHECK(m.level_dbov() ==
+        Approx(-3.01 - 10 * std::log10(1.0 / std::exp(-10.0 / 300.0))).margin(0.05));
   for (int i = 0; i < 300; i++)
     m.update(0.0, 10.0);
   CHECK(m.level_dbov() < -40.0);

@@ -226,8 +226,8 @@ TEST_CASE("A talker drifting 0.5% over 12 s stays a pure tone", "[talkerqueue][d
   /* skip the first 20 ms (the talker starting) */
   std::vector<double> body(run.out.begin() + 960, run.out.end());
   auto p = testsig::tone_purity(body, 1005.0, 48000, 480);
-  INFO("worst window SNR " << p.worst_snr_db << " dB (window " << p.worst_window
-                           << "), median " << p.median_snr_db);
+  INFO("worst window SNR " << p.worst_snr_db << " dB (window " << p.worst_window << "), median "
+                           << p.median_snr_db);
   CHECK(p.worst_snr_db > 70.0);
   CHECK(testsig::max_step(body) < 2 * M_PI * 1005 / 48000 * 0.5 * 1.05);
 }
