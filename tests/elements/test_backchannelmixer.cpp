@@ -759,7 +759,8 @@ TEST_CASE("Stress: talkers requested and released from several threads while dat
       gst_element_sync_state_with_parent(bin);
       joined++;
       g_usleep(5000 + 3000 * id);
-      gst_element_set_state(bin, GST_STATE_NULL);
+      if (gst_element_set_state(bin, GST_STATE_NULL) != GST_STATE_CHANGE_SUCCESS)
+        failures++;
       gst_pad_unlink(srcpad, sinkpad);
       gst_element_release_request_pad(m, sinkpad);
       gst_bin_remove(GST_BIN(pipeline), bin);
