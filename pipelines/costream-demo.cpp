@@ -101,6 +101,8 @@ void leave(Demo *demo, Talker &t) {
   if (!t.bin)
     return;
   g_print("  - %s leaves (%s released)\n", t.name, GST_PAD_NAME(t.mixer_pad));
+  /* Locked first, so a pipeline-wide state update cannot restart it while it is removed. */
+  gst_element_set_locked_state(t.bin, TRUE);
   gst_element_set_state(t.bin, GST_STATE_NULL);
   GstPad *src = gst_element_get_static_pad(t.bin, "src");
   gst_pad_unlink(src, t.mixer_pad);

@@ -109,8 +109,7 @@ int main(int argc, char *argv[]) {
    * gst-plugin-scanner helper. */
   setenv("GST_REGISTRY_FORK", "no", 1);
   gst_init(&argc, &argv);
-  /* No gst_deinit(): it joins every task thread, and the stress test can leave one source task
-   * paused (seen intermittently after 60 dynamic bins joined and left; under investigation, see
-   * docs/backchannelmixer.md), which would hang the process at exit after all tests passed. */
-  return Catch::Session().run(argc, argv);
+  int result = Catch::Session().run(argc, argv);
+  gst_deinit();
+  return result;
 }

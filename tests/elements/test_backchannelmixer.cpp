@@ -759,6 +759,9 @@ TEST_CASE("Stress: talkers requested and released from several threads while dat
       gst_element_sync_state_with_parent(bin);
       joined++;
       g_usleep(5000 + 3000 * id);
+      /* Lock its state first: while still in the PLAYING pipeline, a pipeline-wide state
+       * update (latency, async-done) could set it back to PLAYING behind our back. */
+      gst_element_set_locked_state(bin, TRUE);
       if (gst_element_set_state(bin, GST_STATE_NULL) != GST_STATE_CHANGE_SUCCESS)
         failures++;
       gst_pad_unlink(srcpad, sinkpad);
