@@ -9,6 +9,8 @@
 #include "signal.h"
 
 #include <gst/check/gsttestclock.h>
+#include <gst/controller/gstdirectcontrolbinding.h>
+#include <gst/controller/gstinterpolationcontrolsource.h>
 
 #include <catch2/catch.hpp>
 
@@ -230,6 +232,80 @@ TEST_CASE("Volume and mute per talker, set through the child proxy", "[backchann
   CHECK(testsig::amplitude_at(mid.data(), mid.size(), 1000, 48000) == Approx(0.25).margin(0.005));
   CHECK(testsig::amplitude_at(mid.data(), mid.size(), 3000, 48000) < 0.001);
   gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
+
+TEST_CASE("The limiter keeps a loud sum under -1 dBFS; without it the sum saturates",
+          "[backchannelmixer]") {
+  for (bool limiter : {false, true}) {
+    GError *err = nullptr;
+    gchar *desc = g_strdup_printf(
+        "backchannelmixer name=m limiter=%s ! audio/x-raw,format=S16LE,rate=48000,channels=1 "
+        "! appsink name=out sync=false "
+        "audiotestsrc num-buffers=50 freq=500 volume=0.8 ! m.sink_0 "
+        "audiotestsrc num-buffers=50 freq=500 volume=0.8 ! m.sink_1",
+        limiter ? "true" : "false");
+    GstElement *pipeline = gst_parse_launch(desc, &err);
+    g_free(desc);
+    REQUIRE(err == nullptr);
+    GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+    REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    Collected out;
+    pull_all(sink, out);
+    auto x = out.s16();
+    REQUIRE(x.size() > 20000);
+    int peak = 0;
+    size_t at_full_scale = 0;
+    for (auto v : x) {
+      peak = std::max(peak, std::abs(static_cast<int>(v)));
+      at_full_scale += (v == 32767 || v == -32768) ? 1 : 0;
+    }
+    INFO("limiter " << limiter << " peak " << peak);
+    if (limiter) {
+      CHECK(peak <= static_cast<int>(0.8913 * 32768) + 1);
+      CHECK(peak > static_cast<int>(0.85 * 32768)); /* limited, not muted */
+      CHECK(at_full_scale == 0);
+    } else {
+      CHECK(peak >= 32767);        /* saturated at full scale */
+      CHECK(at_full_scale > 1000); /* 1.6 full scale: clipped tops */
+    }
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+  }
+}
+
+TEST_CASE("A talker's volume follows a control source", "[backchannelmixer]") {
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(
+      "backchannelmixer name=m ! audio/x-raw,format=S16LE,rate=48000,channels=1 "
+      "! appsink name=out sync=false "
+      "audiotestsrc num-buffers=94 freq=500 volume=0.5 ! audio/x-raw,rate=48000 ! m.sink_0",
+      &err);
+  REQUIRE(err == nullptr);
+  GstElement *m = gst_bin_get_by_name(GST_BIN(pipeline), "m");
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+  GstPad *pad = gst_element_get_static_pad(m, "sink_0");
+  REQUIRE(pad != nullptr);
+  GstControlSource *cs = gst_interpolation_control_source_new();
+  g_object_set(cs, "mode", GST_INTERPOLATION_MODE_NONE, nullptr);
+  gst_timed_value_control_source_set(GST_TIMED_VALUE_CONTROL_SOURCE(cs), 0, 1.0);
+  gst_timed_value_control_source_set(GST_TIMED_VALUE_CONTROL_SOURCE(cs), GST_SECOND, 0.2);
+  REQUIRE(gst_object_add_control_binding(
+      GST_OBJECT(pad), gst_direct_control_binding_new_absolute(GST_OBJECT(pad), "volume", cs)));
+  REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  Collected out;
+  pull_all(sink, out);
+  auto x = out.channel(0, 1);
+  REQUIRE(x.size() >= 96000u);
+  /* volume 1.0 for the first second, 0.2 after: tone at 0.5, then 0.1 */
+  CHECK(testsig::amplitude_at(&x[9600], 28800, 500, 48000) == Approx(0.5).margin(0.003));
+  CHECK(testsig::amplitude_at(&x[52800], 28800, 500, 48000) == Approx(0.1).margin(0.003));
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(cs);
+  gst_object_unref(pad);
+  gst_object_unref(m);
   gst_object_unref(sink);
   gst_object_unref(pipeline);
 }
