@@ -69,6 +69,8 @@ public:
   const Config &config() const { return config_; }
   /* Drops all data and timing state; the next chunk is placed by its timestamp again. */
   void reset();
+  /* Turns drift correction on or off without touching queued data. */
+  void set_drift_correction(bool on) { config_.drift_correction = on; }
 
   /* `pts` is the chunk's first frame on the output timeline, in frames (NAN when unknown). */
   PushResult push(Chunk chunk, double pts, bool discont);

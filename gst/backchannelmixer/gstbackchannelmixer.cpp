@@ -790,8 +790,12 @@ void update_latency(GstBackchannelMixer *self) {
   if (now_live != self->priv->live) {
     GST_DEBUG_OBJECT(self, "live: %d", now_live);
     self->priv->live = now_live;
-    if (self->priv->out_valid)
-      reconfigure_queues(self);
+    /* Queued data stays: only whether the talkers' clocks are followed changes. */
+    GST_OBJECT_LOCK(self);
+    const bool drift = self->priv->drift_correction && now_live;
+    GST_OBJECT_UNLOCK(self);
+    for (auto *p : self->priv->pads)
+      p->priv->queue.set_drift_correction(drift);
     self->priv->space_cond.notify_all();
   }
   self->priv->upstream_latency = live ? min : 0;
@@ -927,6 +931,9 @@ static void gst_backchannel_mixer_loop(GstBackchannelMixer *self) {
     need_latency = priv->latency_dirty;
     priv->latency_dirty = false;
   }
+  /* Live or not decides how talkers are queued: know it before they can queue anything. */
+  if (need_latency)
+    update_latency(self);
   if (need_negotiate || gst_pad_check_reconfigure(priv->srcpad)) {
     if (!negotiate(self)) {
       if (GST_PAD_IS_FLUSHING(priv->srcpad)) {
@@ -939,8 +946,6 @@ static void gst_backchannel_mixer_loop(GstBackchannelMixer *self) {
       return;
     }
   }
-  if (need_latency)
-    update_latency(self);
 
   GST_OBJECT_LOCK(self);
   const GstClockTime timeout_ns = priv->timeout;
@@ -976,6 +981,8 @@ static void gst_backchannel_mixer_loop(GstBackchannelMixer *self) {
       pause_task(self, "flushing");
       return;
     }
+    if (priv->reconfigure)
+      return; /* the next iteration renegotiates first */
     if (priv->eos_requested) {
       lk.unlock();
       GST_DEBUG_OBJECT(self, "EOS requested by the application");
@@ -1335,8 +1342,10 @@ static gboolean gst_backchannel_mixer_src_event(GstPad *pad, GstObject *parent, 
   case GST_EVENT_SEEK:
     return gst_backchannel_mixer_do_seek(self, event);
   case GST_EVENT_RECONFIGURE: {
+    /* Renegotiate before the next block, even if the output thread is waiting for one. */
     Lock lk(self->priv->lock);
     self->priv->reconfigure = true;
+    wake_output(self, nullptr);
     gst_event_unref(event);
     return TRUE;
   }
