@@ -459,10 +459,9 @@ const Chunk *TalkerQueue::take_exact(int64_t out, uint32_t n, ReadResult *result
       prepared_ = false;
       next_out_ = out + n;
       consumed_ = std::max(consumed_, start + static_cast<int64_t>(n));
-      const int64_t keep_from = consumed_ - (kHalfTaps + 1);
-      while (!chunks_.empty() && chunks_.front().end() <= keep_from &&
-             &chunks_.front().chunk != found)
-        chunks_.pop_front();
+      /* Never drops `found` (it ends at consumed_, inside the kept history), and popping the
+       * chunks before it leaves the pointer valid. */
+      drop_consumed(consumed_);
       return found;
     }
   }

@@ -672,6 +672,17 @@ static gboolean gst_backchannel_mixer_sink_event(GstPad *pad, GstObject *parent,
   }
 }
 
+/* Answers a CAPS query with `caps` (taken) restricted to the query's filter. */
+static void answer_caps_query(GstQuery *query, GstCaps *caps, GstCaps *filter) {
+  if (filter) {
+    GstCaps *tmp = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref(caps);
+    caps = tmp;
+  }
+  gst_query_set_caps_result(query, caps);
+  gst_caps_unref(caps);
+}
+
 static gboolean gst_backchannel_mixer_sink_query(GstPad *pad, GstObject *parent, GstQuery *query) {
   auto *self = GST_BACKCHANNEL_MIXER(parent);
   switch (GST_QUERY_TYPE(query)) {
@@ -683,13 +694,7 @@ static gboolean gst_backchannel_mixer_sink_query(GstPad *pad, GstObject *parent,
      * and makes zero-copy passthrough possible. */
     if (GstCaps *out = gst_pad_get_current_caps(self->priv->srcpad))
       result = gst_caps_merge(out, result);
-    if (filter) {
-      GstCaps *tmp = gst_caps_intersect_full(filter, result, GST_CAPS_INTERSECT_FIRST);
-      gst_caps_unref(result);
-      result = tmp;
-    }
-    gst_query_set_caps_result(query, result);
-    gst_caps_unref(result);
+    answer_caps_query(query, result, filter);
     return TRUE;
   }
   case GST_QUERY_ACCEPT_CAPS: {
@@ -1388,14 +1393,7 @@ static gboolean gst_backchannel_mixer_src_query(GstPad *pad, GstObject *parent, 
   case GST_QUERY_CAPS: {
     GstCaps *filter;
     gst_query_parse_caps(query, &filter);
-    GstCaps *caps = gst_pad_get_pad_template_caps(pad);
-    if (filter) {
-      GstCaps *tmp = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
-      gst_caps_unref(caps);
-      caps = tmp;
-    }
-    gst_query_set_caps_result(query, caps);
-    gst_caps_unref(caps);
+    answer_caps_query(query, gst_pad_get_pad_template_caps(pad), filter);
     return TRUE;
   }
   default:
