@@ -8,6 +8,8 @@
 #include "helpers.h"
 #include "signal.h"
 
+#include <gst/audio/audio.h>
+#include <gst/check/gstharness.h>
 #include <gst/check/gsttestclock.h>
 #include <gst/controller/gstdirectcontrolbinding.h>
 #include <gst/controller/gstinterpolationcontrolsource.h>
@@ -771,6 +773,89 @@ TEST_CASE("Live: a resampled talker is not mistaken for a drifting one",
     REQUIRE(testsig::amplitude_at(&x[w * 1600], 1600, 1250, 16000) ==
             Approx(8000 / 32768.0).margin(0.003));
   }
+}
+
+TEST_CASE("GstHarness: two talkers in, their exact sum out with exact timestamps",
+          "[backchannelmixer][harness]") {
+  /* The harness sink's template fixes the output format before anything flows, so negotiation
+   * never depends on when the test sets caps. */
+  static GstStaticPadTemplate out_templ = GST_STATIC_PAD_TEMPLATE(
+      "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+      GST_STATIC_CAPS("audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved"));
+  static GstStaticPadTemplate in_templ = GST_STATIC_PAD_TEMPLATE(
+      "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("audio/x-raw"));
+  GstElement *mixer = make("backchannelmixer");
+  g_object_set(mixer, "output-buffer-duration", 10 * GST_MSECOND, nullptr);
+  GstHarness *a = gst_harness_new_full(mixer, &in_templ, "sink_0", &out_templ, "src");
+  GstHarness *b = gst_harness_new_with_element(mixer, "sink_1", nullptr);
+  gst_object_unref(mixer);
+  gst_harness_set_src_caps_str(a, "audio/x-raw,format=S16LE,rate=48000,channels=1,"
+                                   "layout=interleaved");
+  gst_harness_set_src_caps_str(b, "audio/x-raw,format=S16LE,rate=48000,channels=1,"
+                                   "layout=interleaved");
+
+  /* a: a ramp of 1000 + i in 10 ms buffers from 0; b: a constant -300 in 5 ms buffers from 0 */
+  const int blocks = 20;
+  for (int i = 0; i < blocks; i++) {
+    std::vector<int16_t> ra(480);
+    for (int k = 0; k < 480; k++)
+      ra[k] = static_cast<int16_t>(1000 + ((i * 480 + k) % 5000));
+    REQUIRE(gst_harness_push(a, s16_buffer(ra, i * 10 * GST_MSECOND, 10 * GST_MSECOND)) ==
+            GST_FLOW_OK);
+    for (int h = 0; h < 2; h++) {
+      std::vector<int16_t> rb(240, -300);
+      REQUIRE(gst_harness_push(b, s16_buffer(rb, (i * 10 + h * 5) * GST_MSECOND,
+                                             5 * GST_MSECOND)) == GST_FLOW_OK);
+    }
+  }
+  REQUIRE(gst_harness_push_event(a, gst_event_new_eos()));
+  REQUIRE(gst_harness_push_event(b, gst_event_new_eos()));
+
+  GstCaps *caps = gst_pad_get_current_caps(a->sinkpad);
+  REQUIRE(caps != nullptr);
+  GstAudioInfo info;
+  REQUIRE(gst_audio_info_from_caps(&info, caps));
+  CHECK(GST_AUDIO_INFO_FORMAT(&info) == GST_AUDIO_FORMAT_S16LE);
+  CHECK(GST_AUDIO_INFO_RATE(&info) == 48000);
+  gst_caps_unref(caps);
+
+  int64_t frame = 0;
+  for (int i = 0; i < blocks; i++) {
+    GstBuffer *buf = gst_harness_pull(a);
+    REQUIRE(buf != nullptr);
+    CHECK(GST_BUFFER_PTS(buf) == static_cast<GstClockTime>(i) * 10 * GST_MSECOND);
+    CHECK(GST_BUFFER_DURATION(buf) == 10 * GST_MSECOND);
+    GstMapInfo map;
+    REQUIRE(gst_buffer_map(buf, &map, GST_MAP_READ));
+    REQUIRE(map.size == 480 * 2);
+    const int16_t *s = reinterpret_cast<const int16_t *>(map.data);
+    int mismatches = 0;
+    for (int k = 0; k < 480; k++, frame++)
+      mismatches += s[k] != static_cast<int16_t>(1000 + (frame % 5000) - 300);
+    CHECK(mismatches == 0);
+    gst_buffer_unmap(buf, &map);
+    gst_buffer_unref(buf);
+  }
+  /* after the last block: EOS, and nothing else */
+  bool saw_eos = false;
+  for (GstEvent *ev; (ev = gst_harness_try_pull_event(a)) != nullptr;) {
+    saw_eos |= GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
+    gst_event_unref(ev);
+  }
+  if (!saw_eos) {
+    GstEvent *ev = gst_harness_pull_event(a); /* waits (bounded by the harness) */
+    while (ev && GST_EVENT_TYPE(ev) != GST_EVENT_EOS) {
+      gst_event_unref(ev);
+      ev = gst_harness_pull_event(a);
+    }
+    saw_eos = ev != nullptr;
+    if (ev)
+      gst_event_unref(ev);
+  }
+  CHECK(saw_eos);
+  CHECK(gst_harness_buffers_in_queue(a) == 0);
+  gst_harness_teardown(b);
+  gst_harness_teardown(a);
 }
 
 TEST_CASE("Latency query reports one block plus the jitter allowance", "[backchannelmixer][live]") {
