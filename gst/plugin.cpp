@@ -8,12 +8,14 @@
 #endif
 
 #include "backchannelmixer/gstbackchannelmixer.h"
+#include "mixminus/gstmixminus.h"
 
 #include <gst/gst.h>
 
 static gboolean plugin_init(GstPlugin *plugin) {
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER(backchannelmixer, plugin);
+  ret |= GST_ELEMENT_REGISTER(mixminus, plugin);
   return ret;
 }
 

@@ -1,0 +1,475 @@
+/* costream tests
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * mixminus: rooms of appsrc participants with one appsink per return feed, checked sample by
+ * sample (non-live, so the content is exact), plus slot behaviour over time, launch-line order
+ * and a multi-threaded join/leave stress test.
+ */
+#include "helpers.h"
+#include "signal.h"
+
+#include <gst/audio/audio.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <thread>
+
+using namespace testgst;
+
+namespace {
+
+constexpr int kRate = 48000;
+
+std::vector<int16_t> tone_s16(double freq, double amp, size_t frames, size_t silent_before = 0) {
+  auto t = testsig::tone(freq, kRate, frames, amp);
+  std::vector<int16_t> v(frames);
+  for (size_t i = 0; i < frames; i++)
+    v[i] = i < silent_before ? 0 : static_cast<int16_t>(std::lround(t[i] * 32767.0));
+  return v;
+}
+
+/* A non-live room: participant i is appsrc -> mm.sink_i, mm.src_i -> queue -> appsink. */
+struct SlotMsg {
+  bool pin;
+  int slot;
+  std::string pad;
+  GstClockTime running_time;
+};
+
+/* Records mixminus-pin/unpin messages in the posting thread, in order, without taking them off
+ * the bus (so EOS and errors are still there for wait_eos_or_error). */
+struct SlotLog {
+  std::mutex lock;
+  std::vector<SlotMsg> msgs;
+  static GstBusSyncReply handler(GstBus *, GstMessage *m, gpointer data) {
+    auto *log = static_cast<SlotLog *>(data);
+    const GstStructure *s = gst_message_get_structure(m);
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT && s &&
+        (gst_structure_has_name(s, "mixminus-pin") || gst_structure_has_name(s, "mixminus-unpin"))) {
+      SlotMsg msg;
+      msg.pin = gst_structure_has_name(s, "mixminus-pin");
+      gst_structure_get_int(s, "slot", &msg.slot);
+      msg.pad = gst_structure_get_string(s, "pad-name");
+      guint64 rt = GST_CLOCK_TIME_NONE;
+      gst_structure_get_uint64(s, "running-time", &rt);
+      msg.running_time = rt;
+      std::lock_guard<std::mutex> lk(log->lock);
+      log->msgs.push_back(msg);
+    }
+    return GST_BUS_PASS;
+  }
+  std::vector<SlotMsg> get() {
+    std::lock_guard<std::mutex> lk(lock);
+    return msgs;
+  }
+};
+
+struct Room {
+  SlotLog log;
+  GstElement *pipeline = nullptr;
+  GstElement *mm = nullptr;
+  std::vector<GstElement *> srcs, sinks;
+  std::vector<GstPad *> sinkpads;
+
+  explicit Room(int participants, const char *props = "") {
+    pipeline = gst_pipeline_new(nullptr);
+    GstBus *bus = gst_element_get_bus(pipeline);
+    gst_bus_set_sync_handler(bus, &SlotLog::handler, &log, nullptr);
+    gst_object_unref(bus);
+    mm = make("mixminus", "mm");
+    gst_util_set_object_arg(G_OBJECT(mm), "name", "mm");
+    if (*props) {
+      gchar **kv = g_strsplit(props, " ", -1);
+      for (gchar **p = kv; *p; p++) {
+        gchar **pair = g_strsplit(*p, "=", 2);
+        gst_util_set_object_arg(G_OBJECT(mm), pair[0], pair[1]);
+        g_strfreev(pair);
+      }
+      g_strfreev(kv);
+    }
+    gst_bin_add(GST_BIN(pipeline), mm);
+    for (int i = 0; i < participants; i++)
+      add();
+  }
+  void add() {
+    GstElement *src = make("appsrc");
+    GstCaps *caps = audio_caps("S16LE", kRate, 1);
+    g_object_set(src, "format", GST_FORMAT_TIME, "caps", caps, nullptr);
+    gst_caps_unref(caps);
+    GstElement *q = make("queue");
+    g_object_set(q, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time", G_GUINT64_CONSTANT(0),
+                 nullptr);
+    GstElement *sink = make("appsink");
+    g_object_set(sink, "sync", FALSE, "max-buffers", 0, nullptr);
+    gst_bin_add_many(GST_BIN(pipeline), src, q, sink, nullptr);
+    GstPad *sp = gst_element_request_pad_simple(mm, "sink_%u");
+    REQUIRE(sp != nullptr);
+    GstPad *srcpad = gst_element_get_static_pad(src, "src");
+    REQUIRE(gst_pad_link(srcpad, sp) == GST_PAD_LINK_OK);
+    gst_object_unref(srcpad);
+    gchar *name = g_strdup_printf("src_%s", GST_PAD_NAME(sp) + 5);
+    REQUIRE(gst_element_link_pads(mm, name, q, "sink"));
+    g_free(name);
+    REQUIRE(gst_element_link(q, sink));
+    srcs.push_back(src);
+    sinks.push_back(sink);
+    sinkpads.push_back(sp);
+  }
+  void push(int who, const std::vector<int16_t> &data, size_t per_buf = 480) {
+    for (size_t f = 0; f < data.size(); f += per_buf) {
+      const size_t n = std::min(per_buf, data.size() - f);
+      std::vector<int16_t> chunk(data.begin() + f, data.begin() + f + n);
+      const GstClockTime pts = gst_util_uint64_scale_round(f, GST_SECOND, kRate);
+      const GstClockTime end = gst_util_uint64_scale_round(f + n, GST_SECOND, kRate);
+      REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(srcs[who]), s16_buffer(chunk, pts, end - pts)) ==
+              GST_FLOW_OK);
+    }
+    gst_app_src_end_of_stream(GST_APP_SRC(srcs[who]));
+  }
+  ~Room() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    for (auto *p : sinkpads)
+      gst_object_unref(p);
+    gst_object_unref(pipeline);
+  }
+};
+
+int pad_slot(GstPad *pad) {
+  gint slot = -2;
+  g_object_get(pad, "slot", &slot, nullptr);
+  return slot;
+}
+
+} // namespace
+
+TEST_CASE("mixminus is registered; requesting sink_N adds src_N, releasing removes it",
+          "[mixminus]") {
+  GstElement *mm = make("mixminus");
+  for (const char *p : {"max-speakers", "speech-threshold", "switch-threshold", "switch-hold",
+                        "slot-timeout", "output-buffer-duration", "latency", "timeout",
+                        "force-live", "stats"}) {
+    INFO(p);
+    CHECK(g_object_class_find_property(G_OBJECT_GET_CLASS(mm), p) != nullptr);
+  }
+  guint max_speakers = 0;
+  g_object_get(mm, "max-speakers", &max_speakers, nullptr);
+  CHECK(max_speakers == 3);
+
+  GstPad *s3 = gst_element_request_pad_simple(mm, "sink_3");
+  REQUIRE(s3 != nullptr);
+  GstPad *s4 = gst_element_request_pad_simple(mm, "sink_%u");
+  REQUIRE(s4 != nullptr);
+  CHECK(std::string(GST_PAD_NAME(s4)) == "sink_4");
+  for (const char *p : {"volume", "mute", "level", "speaking", "slot", "active"}) {
+    INFO(p);
+    CHECK(g_object_class_find_property(G_OBJECT_GET_CLASS(s3), p) != nullptr);
+  }
+  CHECK(pad_slot(s3) == -1);
+  GstPad *r3 = gst_element_get_static_pad(mm, "src_3");
+  GstPad *r4 = gst_element_get_static_pad(mm, "src_4");
+  CHECK(r3 != nullptr);
+  CHECK(r4 != nullptr);
+  CHECK(gst_element_request_pad_simple(mm, "src_5") == nullptr); /* src pads come with sinks */
+  gst_element_release_request_pad(mm, s3);
+  GstPad *gone = gst_element_get_static_pad(mm, "src_3");
+  CHECK(gone == nullptr);
+  CHECK(GST_ELEMENT(mm)->numsrcpads == 1);
+  gst_object_unref(r3);
+  gst_object_unref(r4);
+  gst_object_unref(s3);
+  gst_object_unref(s4);
+  gst_object_unref(mm);
+}
+
+TEST_CASE("Five participants, three slots: everyone hears exactly the holders but themselves",
+          "[mixminus]") {
+  Room room(5);
+  const size_t frames = kRate; /* 1 s */
+  const double freq[5] = {300, 500, 700, 900, 1100};
+  const double amp[5] = {0.4, 0.3, 0.2, 0.05, 0.02}; /* all above -45 dBov: all speak */
+  std::vector<std::vector<int16_t>> in;
+  for (int i = 0; i < 5; i++)
+    in.push_back(tone_s16(freq[i], amp[i], frames));
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (int i = 0; i < 5; i++)
+    room.push(i, in[i]);
+
+  std::vector<Collected> out(5);
+  for (int i = 0; i < 5; i++)
+    pull_all(room.sinks[i], out[i]);
+  CHECK(wait_eos_or_error(room.pipeline).empty());
+
+  /* The three loudest hold slots 0, 1, 2; the two others none. */
+  CHECK(pad_slot(room.sinkpads[0]) == 0);
+  CHECK(pad_slot(room.sinkpads[1]) == 1);
+  CHECK(pad_slot(room.sinkpads[2]) == 2);
+  CHECK(pad_slot(room.sinkpads[3]) == -1);
+  CHECK(pad_slot(room.sinkpads[4]) == -1);
+  auto msgs = room.log.get();
+  REQUIRE(msgs.size() == 3);
+  for (int i = 0; i < 3; i++) {
+    CHECK(msgs[i].pin);
+    CHECK(msgs[i].running_time == 0);
+  }
+
+  for (int who = 0; who < 5; who++) {
+    INFO("participant " << who);
+    auto got = out[who].s16();
+    REQUIRE(got.size() == frames);
+    /* exact: the sum of the holders other than `who`, sample by sample */
+    size_t mismatches = 0;
+    for (size_t f = 0; f < frames; f++) {
+      int32_t sum = 0;
+      for (int h = 0; h < 3; h++)
+        if (h != who)
+          sum += in[h][f];
+      mismatches += got[f] != std::clamp<int32_t>(sum, INT16_MIN, INT16_MAX);
+    }
+    CHECK(mismatches == 0);
+    /* and as tones: holders' tones at their amplitudes, nobody else's */
+    auto x = out[who].channel(0, 1);
+    for (int h = 0; h < 5; h++) {
+      const double expect = (h < 3 && h != who) ? amp[h] : 0.0;
+      INFO("tone of participant " << h);
+      CHECK(testsig::amplitude_at(x.data() + 4800, 38400, freq[h], kRate) ==
+            Approx(expect).margin(0.002));
+    }
+    GstClockTime next = 0;
+    for (auto *b : out[who].buffers) {
+      REQUIRE(GST_BUFFER_PTS(b) == next);
+      next += GST_BUFFER_DURATION(b);
+    }
+    CHECK(next == GST_SECOND);
+  }
+  /* The non-holders got the very same buffers: one mix, referenced, not copied. */
+  REQUIRE(out[3].buffers.size() == out[4].buffers.size());
+  for (size_t i = 0; i < out[3].buffers.size(); i++)
+    REQUIRE(out[3].buffers[i] == out[4].buffers[i]);
+}
+
+TEST_CASE("A new loud speaker takes the quietest slot within switch-hold plus one block",
+          "[mixminus]") {
+  Room room(4, "max-speakers=3 switch-hold=300 switch-threshold=6");
+  const size_t frames = 2 * kRate;
+  std::vector<std::vector<int16_t>> in = {
+      tone_s16(300, 0.3, frames), tone_s16(500, 0.2, frames), tone_s16(700, 0.05, frames),
+      tone_s16(900, 0.5, frames, kRate) /* silent for 1 s, then the loudest */};
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (int i = 0; i < 4; i++)
+    room.push(i, in[i]);
+  std::vector<Collected> out(4);
+  for (int i = 0; i < 4; i++)
+    pull_all(room.sinks[i], out[i]);
+  CHECK(wait_eos_or_error(room.pipeline).empty());
+
+  auto msgs = room.log.get();
+  REQUIRE(msgs.size() == 5);
+  const auto &unpin = msgs[3].pin ? msgs[4] : msgs[3];
+  const auto &pin = msgs[3].pin ? msgs[3] : msgs[4];
+  CHECK_FALSE(unpin.pin);
+  CHECK(unpin.pad == "sink_2"); /* the quietest holder */
+  CHECK(pin.pad == "sink_3");
+  CHECK(pin.slot == unpin.slot);
+  CHECK(pin.running_time >= GST_SECOND + 300 * GST_MSECOND - 10 * GST_MSECOND);
+  CHECK(pin.running_time <= GST_SECOND + 300 * GST_MSECOND + 10 * GST_MSECOND);
+  CHECK(pad_slot(room.sinkpads[3]) == 2);
+  CHECK(pad_slot(room.sinkpads[2]) == -1);
+
+  /* participant 0 hears 700 Hz before the switch and 900 Hz after it, not both */
+  auto x = out[0].channel(0, 1);
+  CHECK(testsig::amplitude_at(&x[kRate / 2], 9600, 700, kRate) == Approx(0.05).margin(0.002));
+  CHECK(testsig::amplitude_at(&x[kRate / 2], 9600, 900, kRate) == Approx(0.0).margin(0.002));
+  CHECK(testsig::amplitude_at(&x[kRate * 3 / 2], 9600, 900, kRate) == Approx(0.5).margin(0.002));
+  CHECK(testsig::amplitude_at(&x[kRate * 3 / 2], 9600, 700, kRate) == Approx(0.0).margin(0.002));
+  /* the new speaker never hears itself */
+  auto y = out[3].channel(0, 1);
+  CHECK(testsig::amplitude_at(&y[kRate * 3 / 2], 9600, 900, kRate) == Approx(0.0).margin(0.002));
+}
+
+TEST_CASE("Two participants 1 dB apart at the slot boundary do not flap", "[mixminus]") {
+  Room room(4, "max-speakers=3");
+  const size_t frames = 10 * kRate;
+  /* 3 and 4 sit 1 dB apart and wobble by +-0.5 dB (slowly, out of step): their levels cross */
+  auto wobble = [&](double freq, double amp, double mod_hz, double phase) {
+    std::vector<int16_t> v(frames);
+    for (size_t i = 0; i < frames; i++) {
+      const double g = std::pow(10.0, 0.5 * std::sin(2 * M_PI * mod_hz * i / kRate + phase) / 20);
+      v[i] = static_cast<int16_t>(
+          std::lround(32767.0 * amp * g * std::sin(2 * M_PI * freq * i / kRate)));
+    }
+    return v;
+  };
+  std::vector<std::vector<int16_t>> in = {tone_s16(300, 0.3, frames), tone_s16(500, 0.25, frames),
+                                          wobble(700, 0.1, 0.7, 0.0),
+                                          wobble(900, 0.1 / 1.122, 0.9, 2.0)};
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (int i = 0; i < 4; i++)
+    room.push(i, in[i], 960);
+  std::vector<Collected> out(4);
+  for (int i = 0; i < 4; i++)
+    pull_all(room.sinks[i], out[i]);
+  CHECK(wait_eos_or_error(room.pipeline).empty());
+  auto msgs = room.log.get();
+  CHECK(msgs.size() == 3); /* the three first pins, nothing after */
+  CHECK(pad_slot(room.sinkpads[2]) == 2);
+  CHECK(pad_slot(room.sinkpads[3]) == -1);
+}
+
+TEST_CASE("A level from GstAudioLevelMeta is used instead of the samples'", "[mixminus]") {
+  Room room(3, "max-speakers=3");
+  const size_t frames = kRate / 2;
+  auto loud = tone_s16(300, 0.3, frames);
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  room.push(0, loud);
+  room.push(1, tone_s16(500, 0.3, frames));
+  /* participant 2 sends loud samples but its RTP level extension says silence (-127 dBov) */
+  auto data = tone_s16(700, 0.3, frames);
+  for (size_t f = 0; f < frames; f += 960) {
+    std::vector<int16_t> chunk(data.begin() + f, data.begin() + f + 960);
+    GstBuffer *b = s16_buffer(chunk, gst_util_uint64_scale(f, GST_SECOND, kRate), 20 * GST_MSECOND);
+    gst_buffer_add_audio_level_meta(b, 127, FALSE);
+    REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(room.srcs[2]), b) == GST_FLOW_OK);
+  }
+  gst_app_src_end_of_stream(GST_APP_SRC(room.srcs[2]));
+  std::vector<Collected> out(3);
+  for (int i = 0; i < 3; i++)
+    pull_all(room.sinks[i], out[i]);
+  CHECK(wait_eos_or_error(room.pipeline).empty());
+  CHECK(pad_slot(room.sinkpads[2]) == -1);
+  gdouble level = 0;
+  g_object_get(room.sinkpads[2], "level", &level, nullptr);
+  CHECK(level < -100.0);
+  auto x = out[0].channel(0, 1);
+  CHECK(testsig::amplitude_at(&x[4800], 9600, 700, kRate) == Approx(0.0).margin(0.002));
+  CHECK(testsig::amplitude_at(&x[4800], 9600, 500, kRate) == Approx(0.3).margin(0.002));
+}
+
+TEST_CASE("gst-launch order does not matter: src_N may be named before sink_N", "[mixminus]") {
+  const char *lines[] = {
+      "mixminus name=mm  mm.src_0 ! queue ! appsink name=out sync=false "
+      "audiotestsrc num-buffers=50 freq=440 ! mm.sink_0 "
+      "audiotestsrc num-buffers=50 freq=660 volume=0.5 ! mm.sink_1  mm.src_1 ! queue ! fakesink",
+      "mixminus name=mm  audiotestsrc num-buffers=50 freq=440 ! mm.sink_0 "
+      "mm.src_0 ! queue ! appsink name=out sync=false "
+      "audiotestsrc num-buffers=50 freq=660 volume=0.5 ! mm.sink_1  mm.src_1 ! queue ! fakesink"};
+  for (const char *line : lines) {
+    INFO(line);
+    GError *err = nullptr;
+    GstElement *pipeline = gst_parse_launch(line, &err);
+    REQUIRE(err == nullptr);
+    GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+    REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    Collected out;
+    pull_all(sink, out);
+    CHECK(wait_eos_or_error(pipeline).empty());
+    auto x = out.channel(0, 1);
+    REQUIRE(x.size() >= 48000);
+    CHECK(testsig::amplitude_at(&x[4800], 38400, 660, kRate) == Approx(0.5).margin(0.005));
+    CHECK(testsig::amplitude_at(&x[4800], 38400, 440, kRate) == Approx(0.0).margin(0.002));
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+  }
+}
+
+TEST_CASE("Stress: participants join and leave from several threads while the room runs",
+          "[mixminus][stress]") {
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(
+      "mixminus name=mm force-live=true max-speakers=2 "
+      "audiotestsrc is-live=true freq=300 volume=0.3 ! mm.sink_0 "
+      "audiotestsrc is-live=true freq=500 volume=0.2 ! mm.sink_1 "
+      "mm.src_1 ! queue ! appsink name=out sync=false max-buffers=0  mm.src_0 ! fakesink async=false",
+      &err);
+  REQUIRE(err == nullptr);
+  GstElement *mm = gst_bin_get_by_name(GST_BIN(pipeline), "mm");
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+  REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+
+  std::atomic<int> joined{0}, failures{0};
+  auto worker = [&](int id) {
+    for (int round = 0; round < 10; round++) {
+      GError *e = nullptr;
+      GstElement *bin = gst_parse_bin_from_description(
+          "audiotestsrc is-live=true samplesperbuffer=441 freq=1000 volume=0.01 ! "
+          "capsfilter caps=audio/x-raw,rate=44100",
+          TRUE, &e);
+      GstElement *rsink = gst_element_factory_make("fakesink", nullptr);
+      if (!bin || e || !rsink) {
+        failures++;
+        g_clear_error(&e);
+        return;
+      }
+      g_object_set(rsink, "async", FALSE, nullptr);
+      gst_bin_add_many(GST_BIN(pipeline), bin, rsink, nullptr);
+      GstPad *sinkpad = gst_element_request_pad_simple(mm, "sink_%u");
+      gchar *rname = g_strdup_printf("src_%s", GST_PAD_NAME(sinkpad) + 5);
+      GstPad *ret = gst_element_get_static_pad(mm, rname);
+      g_free(rname);
+      GstPad *rsinkpad = gst_element_get_static_pad(rsink, "sink");
+      GstPad *srcpad = gst_element_get_static_pad(bin, "src");
+      if (!ret || gst_pad_link(ret, rsinkpad) != GST_PAD_LINK_OK)
+        failures++;
+      if (gst_pad_link(srcpad, sinkpad) != GST_PAD_LINK_OK)
+        failures++;
+      gst_element_sync_state_with_parent(rsink);
+      gst_element_sync_state_with_parent(bin);
+      joined++;
+      g_usleep(5000 + 3000 * id);
+      gst_element_set_locked_state(bin, TRUE);
+      gst_element_set_locked_state(rsink, TRUE);
+      if (gst_element_set_state(bin, GST_STATE_NULL) != GST_STATE_CHANGE_SUCCESS)
+        failures++;
+      gst_pad_unlink(srcpad, sinkpad);
+      gst_element_release_request_pad(mm, sinkpad);
+      gst_element_set_state(rsink, GST_STATE_NULL);
+      gst_bin_remove_many(GST_BIN(pipeline), bin, rsink, nullptr);
+      gst_object_unref(srcpad);
+      gst_object_unref(sinkpad);
+      gst_object_unref(rsinkpad);
+      if (ret)
+        gst_object_unref(ret);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++)
+    threads.emplace_back(worker, t);
+  for (auto &t : threads)
+    t.join();
+  CHECK(failures == 0);
+  CHECK(joined == 40);
+  CHECK(GST_ELEMENT(mm)->numsinkpads == 2);
+  CHECK(GST_ELEMENT(mm)->numsrcpads == 2);
+
+  Collected out;
+  while (GstSample *smp = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 0)) {
+    out.buffers.push_back(gst_buffer_ref(gst_sample_get_buffer(smp)));
+    gst_sample_unref(smp);
+  }
+  pull_all(sink, out, 5 * GST_SECOND, std::max<size_t>(out.buffers.size() + 20, 60));
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+
+  /* Participant 1 kept hearing participant 0 (both hold the two slots; the quiet visitors never
+   * beat them), with a timeline without holes. */
+  REQUIRE(out.buffers.size() >= 40);
+  for (size_t i = 1; i < out.buffers.size(); i++)
+    REQUIRE(GST_BUFFER_PTS(out.buffers[i]) ==
+            GST_BUFFER_PTS(out.buffers[i - 1]) + GST_BUFFER_DURATION(out.buffers[i - 1]));
+  auto x = out.channel(0, 1);
+  size_t checked = 0;
+  for (size_t blk = 10; (blk + 4) * 480 <= x.size(); blk += 4) {
+    INFO("block " << blk);
+    REQUIRE(testsig::amplitude_at(&x[blk * 480], 1920, 300, kRate) == Approx(0.3).margin(0.01));
+    REQUIRE(testsig::amplitude_at(&x[blk * 480], 1920, 1000, kRate) == Approx(0.0).margin(0.01));
+    checked++;
+  }
+  CHECK(checked > 5);
+  gst_object_unref(mm);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
