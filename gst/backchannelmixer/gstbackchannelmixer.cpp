@@ -83,7 +83,9 @@ struct _GstBackchannelMixerPad {
 G_DEFINE_TYPE(GstBackchannelMixerPad, gst_backchannel_mixer_pad, GST_TYPE_COSTREAM_MIXER_PAD);
 
 static void gst_backchannel_mixer_pad_class_init(GstBackchannelMixerPadClass *klass) {}
-static void gst_backchannel_mixer_pad_init(GstBackchannelMixerPad *pad) { pad->heard = false; }
+static void gst_backchannel_mixer_pad_init(GstBackchannelMixerPad *pad) {
+  pad->heard = false;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Element                                                                                      */

@@ -94,7 +94,7 @@ struct GstCostreamMixerPadPrivate {
   bool ever_had_data = false;
   bool stalled = false;
   int64_t missing_frames = 0;
-  double meta_power = 0.0;       /* power from the last GstAudioLevelMeta */
+  double meta_power = 0.0;      /* power from the last GstAudioLevelMeta */
   int64_t meta_end = INT64_MIN; /* output frame until which it holds */
 
   /* Output thread only: */
@@ -159,8 +159,8 @@ static void gst_costream_mixer_pad_get_property(GObject *object, guint prop_id, 
   GST_OBJECT_UNLOCK(pad);
 }
 
-static void gst_costream_mixer_pad_set_property(GObject *object, guint prop_id,
-                                                const GValue *value, GParamSpec *pspec) {
+static void gst_costream_mixer_pad_set_property(GObject *object, guint prop_id, const GValue *value,
+                                                GParamSpec *pspec) {
   auto *pad = GST_COSTREAM_MIXER_PAD(object);
   auto *pp = pad_priv(pad);
   GST_OBJECT_LOCK(pad);
@@ -248,8 +248,8 @@ static void gst_costream_mixer_pad_class_init(GstCostreamMixerPadClass *klass) {
                           costream::kSilenceDbov, 0.0, costream::kSilenceDbov, ro));
   g_object_class_install_property(
       gobject_class, PROP_PAD_ACTIVE,
-      g_param_spec_boolean("active", "Active",
-                           "Whether this talker is currently heard in the mix", FALSE, ro));
+      g_param_spec_boolean("active", "Active", "Whether this talker is currently heard in the mix",
+                           FALSE, ro));
 }
 
 static void gst_costream_mixer_pad_init(GstCostreamMixerPad *pad) {
@@ -295,8 +295,8 @@ struct GstCostreamMixerPrivate {
 
   /* Data lock and what it protects (plus every pad's queue and flags). */
   std::mutex lock;
-  std::condition_variable data_cond;  /* the output thread waits for data, flush, state */
-  std::condition_variable space_cond; /* non-live talkers wait for room, or an output format */
+  std::condition_variable data_cond;       /* the output thread waits for data, flush, state */
+  std::condition_variable space_cond;      /* non-live talkers wait for room, or an output format */
   std::vector<GstCostreamMixerPad *> pads; /* with a reference each */
   bool flushing = true;
   bool stopping = false; /* the task is being stopped: it must not pause itself */
@@ -326,8 +326,9 @@ typedef struct {
 static void gst_costream_mixer_child_proxy_init(gpointer g_iface, gpointer iface_data);
 
 G_DEFINE_ABSTRACT_TYPE_WITH_CODE(GstCostreamMixer, gst_costream_mixer, GST_TYPE_ELEMENT,
-                                 G_ADD_PRIVATE(GstCostreamMixer) G_IMPLEMENT_INTERFACE(
-                                     GST_TYPE_CHILD_PROXY, gst_costream_mixer_child_proxy_init));
+                                 G_ADD_PRIVATE(GstCostreamMixer)
+                                     G_IMPLEMENT_INTERFACE(GST_TYPE_CHILD_PROXY,
+                                                           gst_costream_mixer_child_proxy_init));
 
 static GstCostreamMixerPrivate *mixer_priv(GstCostreamMixer *self) {
   return static_cast<GstCostreamMixerInstancePrivate *>(
@@ -446,9 +447,9 @@ GstFlowReturn wait_for_room(GstCostreamMixer *self, GstCostreamMixerPad *pad, Gs
 
 /* Streaming thread of `pad`: queues converted audio. `meta_level` is the -dBov of a
  * GstAudioLevelMeta on the input (or -1). */
-GstFlowReturn queue_converted(GstCostreamMixer *self, GstCostreamMixerPad *pad,
-                              guint64 generation, TalkerConverter::Converted &c, gsize bytes,
-                              bool count, int meta_level = -1) {
+GstFlowReturn queue_converted(GstCostreamMixer *self, GstCostreamMixerPad *pad, guint64 generation,
+                              TalkerConverter::Converted &c, gsize bytes, bool count,
+                              int meta_level = -1) {
   auto *priv = mixer_priv(self);
   auto *pp = pad_priv(pad);
   Lock lk(priv->lock);
@@ -499,8 +500,7 @@ bool update_converter(GstCostreamMixer *self, GstCostreamMixerPad *pad, const Gs
 
 } // namespace
 
-static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *parent,
-                                                   GstBuffer *buf) {
+static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) {
   auto *self = GST_COSTREAM_MIXER(parent);
   auto *mpad = GST_COSTREAM_MIXER_PAD(pad);
   auto *pp = pad_priv(mpad);
@@ -792,8 +792,8 @@ gboolean gst_costream_mixer_push_caps(GstCostreamMixer *self, GstPad *pad, GstCa
     gst_event_unref(ss);
   } else {
     /* The mix is a new stream, not any one talker's. */
-    gchar *id = g_strdup_printf("%s-%s-%08x", GST_OBJECT_NAME(self), GST_PAD_NAME(pad),
-                                g_random_int());
+    gchar *id =
+        g_strdup_printf("%s-%s-%08x", GST_OBJECT_NAME(self), GST_PAD_NAME(pad), g_random_int());
     gst_pad_push_event(pad, gst_event_new_stream_start(id));
     g_free(id);
   }
@@ -1343,8 +1343,8 @@ static GstPad *gst_costream_mixer_request_new_pad(GstElement *element, GstPadTem
   GType type = GST_PAD_TEMPLATE_GTYPE(templ);
   if (type == G_TYPE_NONE || !g_type_is_a(type, GST_TYPE_COSTREAM_MIXER_PAD))
     type = GST_TYPE_COSTREAM_MIXER_PAD;
-  auto *pad = GST_COSTREAM_MIXER_PAD(g_object_new(type, "name", pad_name, "direction",
-                                                  GST_PAD_SINK, "template", templ, nullptr));
+  auto *pad = GST_COSTREAM_MIXER_PAD(
+      g_object_new(type, "name", pad_name, "direction", GST_PAD_SINK, "template", templ, nullptr));
   g_free(pad_name);
   gst_pad_set_chain_function(GST_PAD(pad), GST_DEBUG_FUNCPTR(gst_costream_mixer_sink_chain));
   gst_pad_set_event_function(GST_PAD(pad), GST_DEBUG_FUNCPTR(gst_costream_mixer_sink_event));
@@ -1509,12 +1509,11 @@ GstStructure *gst_costream_mixer_pad_stats(GstCostreamMixerPad *p) {
   const gboolean mute = pp->mute;
   GST_OBJECT_UNLOCK(p);
   return gst_structure_new("talker", "pad", G_TYPE_STRING, GST_PAD_NAME(p), "bytes", G_TYPE_UINT64,
-                           st.bytes, "buffers", G_TYPE_UINT64, st.buffers, "dropped",
-                           G_TYPE_UINT64, st.dropped, "late", G_TYPE_UINT64, st.late,
-                           "late-frames", G_TYPE_UINT64, st.late_frames, "timeouts",
-                           G_TYPE_UINT64, st.timeouts, "level", G_TYPE_DOUBLE, st.level,
-                           "active", G_TYPE_BOOLEAN, st.active, "volume", G_TYPE_DOUBLE, volume,
-                           "mute", G_TYPE_BOOLEAN, mute, nullptr);
+                           st.bytes, "buffers", G_TYPE_UINT64, st.buffers, "dropped", G_TYPE_UINT64,
+                           st.dropped, "late", G_TYPE_UINT64, st.late, "late-frames", G_TYPE_UINT64,
+                           st.late_frames, "timeouts", G_TYPE_UINT64, st.timeouts, "level",
+                           G_TYPE_DOUBLE, st.level, "active", G_TYPE_BOOLEAN, st.active, "volume",
+                           G_TYPE_DOUBLE, volume, "mute", G_TYPE_BOOLEAN, mute, nullptr);
 }
 
 guint gst_costream_mixer_pads_stats(GstCostreamMixer *self, GValue *array, guint *active) {
@@ -1605,8 +1604,8 @@ static void gst_costream_mixer_get_property(GObject *object, guint prop_id, GVal
 
 static void gst_costream_mixer_finalize(GObject *object) {
   auto *self = GST_COSTREAM_MIXER(object);
-  auto *ip = static_cast<GstCostreamMixerInstancePrivate *>(
-      gst_costream_mixer_get_instance_private(self));
+  auto *ip =
+      static_cast<GstCostreamMixerInstancePrivate *>(gst_costream_mixer_get_instance_private(self));
   for (auto *p : ip->priv->pads)
     gst_object_unref(p);
   gst_object_unref(ip->priv->task);
@@ -1717,8 +1716,8 @@ static void gst_costream_mixer_class_init(GstCostreamMixerClass *klass) {
 }
 
 static void gst_costream_mixer_init(GstCostreamMixer *self) {
-  auto *ip = static_cast<GstCostreamMixerInstancePrivate *>(
-      gst_costream_mixer_get_instance_private(self));
+  auto *ip =
+      static_cast<GstCostreamMixerInstancePrivate *>(gst_costream_mixer_get_instance_private(self));
   auto *priv = new GstCostreamMixerPrivate();
   ip->priv = priv;
   gst_audio_info_init(&priv->out_info);
@@ -1753,4 +1752,3 @@ static void gst_costream_mixer_child_proxy_init(gpointer g_iface, gpointer iface
   iface->get_child_by_index = gst_costream_mixer_child_proxy_get_child_by_index;
   iface->get_children_count = gst_costream_mixer_child_proxy_get_children_count;
 }
-

@@ -47,9 +47,9 @@ struct GstCostreamMixerInput {
   GstBuffer *exact = nullptr; /* the talker's own buffer when `data` is exactly it (zero-copy) */
   GstMapInfo exact_map{};
   uint32_t frames_with_data = 0;
-  float gain = 1.f;   /* volume, 0 when muted */
+  float gain = 1.f;      /* volume, 0 when muted */
   double level = -127.0; /* smoothed level in dBov (from GstAudioLevelMeta when present) */
-  bool present = false; /* sending (not stalled, not ended without data) */
+  bool present = false;  /* sending (not stalled, not ended without data) */
   bool eos = false;
 };
 

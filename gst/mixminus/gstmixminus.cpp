@@ -55,12 +55,15 @@
 
 #include "../audio/level.h"
 #include "../audio/mix.h"
+#include "../audio/opus.h"
 #include "speakerslots.h"
 
 #include <gst/audio/audio.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -68,6 +71,8 @@ GST_DEBUG_CATEGORY_STATIC(gst_mix_minus_debug);
 #define GST_CAT_DEFAULT gst_mix_minus_debug
 
 using costream::MixAccumulator;
+using costream::OpusEnc;
+using costream::OpusSettings;
 using costream::SlotConfig;
 using costream::SlotEvent;
 using costream::SpeakerSlots;
@@ -77,9 +82,25 @@ using costream::SpeakerSlots;
 #define DEFAULT_SWITCH_THRESHOLD 6.0
 #define DEFAULT_SWITCH_HOLD 300
 #define DEFAULT_SLOT_TIMEOUT 1500
+#define DEFAULT_BITRATE 32000
+#define DEFAULT_COMPLEXITY 5
+#define DEFAULT_FRAME_DURATION 20
+#define DEFAULT_INBAND_FEC FALSE
+#define DEFAULT_DTX FALSE
+/* After losing its slot, a listener's own Opus encoder keeps running on the common mix this many
+ * frames before the listener is switched to the shared packets: by then both encoders have coded
+ * the same audio long enough for the listener's decoder to take the shared stream without a
+ * seam. */
+#define HANDOVER_MS 200
+
+#define OPUS_CAPS                                                                                  \
+  "audio/x-opus, channel-mapping-family = (int) 0, "                                               \
+  "rate = (int) { 8000, 12000, 16000, 24000, 48000 }, channels = (int) [ 1, 2 ]"
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
-    "src_%u", GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS(COSTREAM_MIXER_CAPS));
+    "src_%u", GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS(COSTREAM_MIXER_CAPS "; " OPUS_CAPS));
+static GstStaticCaps raw_caps = GST_STATIC_CAPS(COSTREAM_MIXER_CAPS);
+static GstStaticCaps opus_caps = GST_STATIC_CAPS(OPUS_CAPS);
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS(COSTREAM_MIXER_CAPS));
 
@@ -92,6 +113,16 @@ enum {
   PROP_PAD_SPEAKING,
 };
 
+/* A participant's own Opus stream: while they hold a slot (and a little after, see HANDOVER_MS). */
+struct OwnStream {
+  OpusEnc enc;
+  std::vector<uint8_t> pending; /* PCM of the frame being filled */
+  bool need_clone = true;       /* starts as a copy of the shared encoder */
+  int handover_frames = -1;     /* >= 0: no longer a holder, frames left before the switch */
+};
+
+enum class FeedMode { Raw, Opus };
+
 struct _GstMixMinusPad {
   GstCostreamMixerPad parent;
   guint index;
@@ -101,9 +132,13 @@ struct _GstMixMinusPad {
   gboolean speaking;
   /* Output thread only: */
   guint64 caps_generation; /* of the caps last sent on srcpad (0: none, needs stream-start) */
+  FeedMode mode;
+  OwnStream *own;
 };
 
 G_DEFINE_TYPE(GstMixMinusPad, gst_mix_minus_pad, GST_TYPE_COSTREAM_MIXER_PAD);
+
+static void gst_mix_minus_pad_finalize(GObject *object);
 
 static void gst_mix_minus_pad_get_property(GObject *object, guint prop_id, GValue *value,
                                            GParamSpec *pspec) {
@@ -126,11 +161,12 @@ static void gst_mix_minus_pad_get_property(GObject *object, guint prop_id, GValu
 static void gst_mix_minus_pad_class_init(GstMixMinusPadClass *klass) {
   auto *gobject_class = G_OBJECT_CLASS(klass);
   gobject_class->get_property = gst_mix_minus_pad_get_property;
+  gobject_class->finalize = gst_mix_minus_pad_finalize;
   const auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
-  g_object_class_install_property(
-      gobject_class, PROP_PAD_SLOT,
-      g_param_spec_int("slot", "Slot", "Speaker slot this participant holds (-1: none)", -1,
-                       G_MAXINT, -1, ro));
+  g_object_class_install_property(gobject_class, PROP_PAD_SLOT,
+                                  g_param_spec_int("slot", "Slot",
+                                                   "Speaker slot this participant holds (-1: none)",
+                                                   -1, G_MAXINT, -1, ro));
   g_object_class_install_property(
       gobject_class, PROP_PAD_SPEAKING,
       g_param_spec_boolean("speaking", "Speaking",
@@ -144,6 +180,15 @@ static void gst_mix_minus_pad_init(GstMixMinusPad *pad) {
   pad->slot = -1;
   pad->speaking = FALSE;
   pad->caps_generation = 0;
+  pad->mode = FeedMode::Raw;
+  pad->own = nullptr;
+}
+
+static void gst_mix_minus_pad_finalize(GObject *object) {
+  auto *pad = GST_MIX_MINUS_PAD(object);
+  delete pad->own;
+  pad->own = nullptr;
+  G_OBJECT_CLASS(gst_mix_minus_pad_parent_class)->finalize(object);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -156,24 +201,40 @@ enum {
   PROP_SWITCH_THRESHOLD,
   PROP_SWITCH_HOLD,
   PROP_SLOT_TIMEOUT,
+  PROP_BITRATE,
+  PROP_COMPLEXITY,
+  PROP_FRAME_DURATION,
+  PROP_INBAND_FEC,
+  PROP_DTX,
   PROP_STATS,
 };
 
 struct GstMixMinusPrivate {
   /* GST_OBJECT_LOCK (element): properties and counters */
   SlotConfig config;
+  OpusSettings opus;
+  guint frame_ms = DEFAULT_FRAME_DURATION;
   guint64 blocks_out = 0;
   guint64 switches = 0;
+  guint64 opus_frames = 0;
+  guint64 opus_encodes = 0;
 
   /* Slots and the participants' src pads. Taken inside the base's locks, never around them. */
   std::mutex lock;
   SpeakerSlots slots;
 
   /* Output thread only: */
-  GstCaps *caps = nullptr; /* of every src pad */
+  GstCaps *caps = nullptr;      /* of every raw feed */
+  GstCaps *opus_caps = nullptr; /* of every Opus feed */
   guint64 caps_generation = 0;
   MixAccumulator acc;
   MixAccumulator own;
+  std::vector<uint8_t> own_pcm;
+  /* The shared Opus stream (every Opus listener without a slot). */
+  OpusEnc common;
+  OpusSettings common_settings;
+  std::vector<uint8_t> common_pending;
+  bool opus_discont = true;
 };
 
 struct _GstMixMinus {
@@ -190,10 +251,9 @@ namespace {
 GstMessage *slot_message(GstMixMinus *self, const char *name, int slot, GstPad *pad,
                          GstClockTime running_time) {
   return gst_message_new_element(
-      GST_OBJECT(self),
-      gst_structure_new(name, "slot", G_TYPE_INT, slot, "pad", GST_TYPE_PAD, pad, "pad-name",
-                        G_TYPE_STRING, GST_PAD_NAME(pad), "running-time", G_TYPE_UINT64,
-                        running_time, nullptr));
+      GST_OBJECT(self), gst_structure_new(name, "slot", G_TYPE_INT, slot, "pad", GST_TYPE_PAD, pad,
+                                          "pad-name", G_TYPE_STRING, GST_PAD_NAME(pad),
+                                          "running-time", G_TYPE_UINT64, running_time, nullptr));
 }
 
 /* Every participant's src pad (with a reference each). */
@@ -218,32 +278,65 @@ GstCaps *fixate_output(GstCaps *caps) {
 
 } // namespace
 
-/* Output thread: one raw format for every return feed, the one all their peers accept. */
+/* Output thread: each return feed is raw or Opus (what its peer takes; raw when both), and
+ * every raw feed gets the one raw format all their peers accept. With Opus feeds the mix runs
+ * at a rate Opus encodes. */
 static gboolean gst_mix_minus_negotiate(GstCostreamMixer *mixer, GstAudioInfo *info) {
   auto *self = GST_MIX_MINUS(mixer);
   auto *priv = self->priv;
   GstCaps *tmpl = gst_static_pad_template_get_caps(&src_template);
-  GstCaps *common = gst_caps_ref(tmpl);
-  auto pads = src_pads(self);
-  for (auto *p : pads) {
-    gst_pad_check_reconfigure(p); /* this negotiation answers it */
-    if (!gst_pad_is_linked(p))
-      continue;
-    GstCaps *peer = gst_pad_peer_query_caps(p, tmpl);
-    GstCaps *tmp = gst_caps_intersect(common, peer);
+  GstCaps *raw = gst_static_caps_get(&raw_caps);
+  GstCaps *opus = gst_static_caps_get(&opus_caps);
+  GstCaps *common = gst_caps_ref(raw);
+  bool any_opus = false, modes_changed = false;
+  for (auto *p : gst_costream_mixer_get_pads(mixer)) {
+    auto *mpad = GST_MIX_MINUS_PAD(p);
+    GstPad *src = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(priv->lock);
+      if (mpad->srcpad)
+        src = GST_PAD(gst_object_ref(mpad->srcpad));
+    }
+    if (src) {
+      gst_pad_check_reconfigure(src); /* this negotiation answers it */
+      if (gst_pad_is_linked(src)) {
+        GstCaps *peer = gst_pad_peer_query_caps(src, tmpl);
+        const bool raw_ok = gst_caps_can_intersect(peer, raw);
+        const bool opus_ok = gst_caps_can_intersect(peer, opus);
+        const FeedMode mode = !raw_ok && opus_ok ? FeedMode::Opus : FeedMode::Raw;
+        modes_changed |= mode != mpad->mode;
+        mpad->mode = mode;
+        if (mpad->mode == FeedMode::Raw) {
+          GstCaps *tmp = gst_caps_intersect(common, peer);
+          gst_caps_unref(common);
+          common = tmp;
+        }
+        any_opus |= mpad->mode == FeedMode::Opus;
+        gst_caps_unref(peer);
+      }
+      gst_object_unref(src);
+    }
+    gst_object_unref(p);
+  }
+  gst_caps_unref(tmpl);
+  gst_caps_unref(raw);
+  gst_caps_unref(opus);
+  if (any_opus) {
+    GstCaps *rates = gst_caps_from_string("audio/x-raw, rate = (int) { 48000, 24000, 16000, "
+                                          "12000, 8000 }, format = (string) { S16LE, F32LE }");
+    GstCaps *tmp = gst_caps_intersect(common, rates);
     gst_caps_unref(common);
-    gst_caps_unref(peer);
+    gst_caps_unref(rates);
     common = tmp;
   }
-  for (auto *p : pads)
-    gst_object_unref(p);
-  gst_caps_unref(tmpl);
   if (gst_caps_is_empty(common)) {
     gst_caps_unref(common);
-    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
-                      ("The participants' outputs accept no common raw format (S16LE, S32LE or "
-                       "F32LE, 8000-48000 Hz, mono or stereo)."),
-                      (nullptr));
+    GST_ELEMENT_ERROR(
+        self, CORE, NEGOTIATION,
+        ("The participants' outputs accept no common raw format (S16LE, S32LE or "
+         "F32LE, 8000-48000 Hz, mono or stereo%s).",
+         any_opus ? "; with Opus outputs: S16LE or F32LE at 8, 12, 16, 24 or 48 kHz" : ""),
+        (nullptr));
     return FALSE;
   }
   GstCaps *caps = fixate_output(common);
@@ -253,11 +346,19 @@ static gboolean gst_mix_minus_negotiate(GstCostreamMixer *mixer, GstAudioInfo *i
     gst_caps_unref(caps);
     return FALSE;
   }
-  GST_DEBUG_OBJECT(self, "output caps %" GST_PTR_FORMAT, caps);
-  if (!priv->caps || !gst_caps_is_equal(priv->caps, caps)) {
+  const int channels = GST_AUDIO_INFO_CHANNELS(info);
+  GstCaps *ocaps = gst_caps_new_simple(
+      "audio/x-opus", "rate", G_TYPE_INT, GST_AUDIO_INFO_RATE(info), "channels", G_TYPE_INT,
+      channels, "channel-mapping-family", G_TYPE_INT, 0, "stream-count", G_TYPE_INT, 1,
+      "coupled-count", G_TYPE_INT, channels - 1, nullptr);
+  GST_DEBUG_OBJECT(self, "output caps %" GST_PTR_FORMAT " / %" GST_PTR_FORMAT, caps, ocaps);
+  if (modes_changed || !priv->caps || !gst_caps_is_equal(priv->caps, caps) || !priv->opus_caps ||
+      !gst_caps_is_equal(priv->opus_caps, ocaps)) {
     gst_caps_replace(&priv->caps, caps);
+    gst_caps_replace(&priv->opus_caps, ocaps);
     priv->caps_generation++;
   }
+  gst_caps_unref(ocaps);
   gst_caps_unref(caps);
   return TRUE;
 }
@@ -271,7 +372,8 @@ void prepare_src(GstMixMinus *self, GstMixMinusPad *mpad, GstPad *src) {
   if (mpad->caps_generation == priv->caps_generation)
     return;
   const bool first = mpad->caps_generation == 0;
-  if (!gst_costream_mixer_push_caps(GST_COSTREAM_MIXER(self), src, priv->caps)) {
+  GstCaps *caps = mpad->mode == FeedMode::Opus ? priv->opus_caps : priv->caps;
+  if (!gst_costream_mixer_push_caps(GST_COSTREAM_MIXER(self), src, caps)) {
     GST_DEBUG_OBJECT(src, "caps not accepted (yet)");
     return;
   }
@@ -328,6 +430,162 @@ struct FlowSummary {
 
 } // namespace
 
+namespace {
+
+GstBuffer *packet_buffer(const uint8_t *data, int size, GstClockTime pts, GstClockTime duration,
+                         bool discont) {
+  GstBuffer *buf = gst_buffer_new_memdup(data, size);
+  GST_BUFFER_PTS(buf) = pts;
+  GST_BUFFER_DURATION(buf) = duration;
+  if (discont)
+    GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);
+  return buf;
+}
+
+/* Output thread: the Opus side of one block. `common_pcm` is the shared mix, `own_pcm(i)` the mix
+ * for participant i (holders). Frames complete -> one encode for the shared stream, one per own
+ * stream; every Opus listener without an own stream gets the shared packet (a reference). */
+template <typename OwnPcm>
+void opus_block(GstMixMinus *self, GstCostreamMixerBlock *block, const std::vector<int> &slot,
+                const std::vector<GstPad *> &srcs, const uint8_t *common_pcm, OwnPcm own_pcm,
+                FlowSummary *flow) {
+  auto *priv = self->priv;
+  const size_t n_in = block->inputs.size();
+  bool any = false;
+  for (size_t i = 0; i < n_in; i++)
+    any |= srcs[i] && GST_MIX_MINUS_PAD(block->inputs[i].pad)->mode == FeedMode::Opus;
+  if (!any)
+    return;
+
+  const int rate = GST_AUDIO_INFO_RATE(&block->info);
+  const int channels = GST_AUDIO_INFO_CHANNELS(&block->info);
+  const int bpf = GST_AUDIO_INFO_BPF(&block->info);
+  GST_OBJECT_LOCK(self);
+  OpusSettings settings = priv->opus;
+  const guint frame_ms = priv->frame_ms;
+  GST_OBJECT_UNLOCK(self);
+  settings.rate = rate;
+  settings.channels = channels;
+  const int frame = rate / 1000 * static_cast<int>(frame_ms);
+  const size_t frame_bytes = static_cast<size_t>(frame) * bpf;
+
+  if (!priv->common.valid() || priv->common.settings().rate != rate ||
+      priv->common.settings().channels != channels) {
+    std::string why;
+    if (!priv->common.init(settings, &why)) {
+      GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not create an Opus encoder."),
+                        ("%s", why.c_str()));
+      flow->add(GST_FLOW_ERROR);
+      return;
+    }
+    priv->common_pending.clear();
+    priv->opus_discont = true;
+  } else if (settings.bitrate != priv->common.settings().bitrate ||
+             settings.complexity != priv->common.settings().complexity ||
+             settings.inband_fec != priv->common.settings().inband_fec ||
+             settings.dtx != priv->common.settings().dtx) {
+    priv->common.update(settings);
+    for (auto &v : block->inputs)
+      if (auto *own = GST_MIX_MINUS_PAD(v.pad)->own)
+        own->enc.update(settings);
+  }
+
+  /* Own streams follow the slots: a new holder starts from the shared stream's state (and the
+   * part of the frame already mixed); a former holder hands over after HANDOVER_MS. */
+  const size_t pending_before = priv->common_pending.size();
+  for (size_t i = 0; i < n_in; i++) {
+    auto *mpad = GST_MIX_MINUS_PAD(block->inputs[i].pad);
+    if (mpad->mode != FeedMode::Opus || !srcs[i]) {
+      delete mpad->own;
+      mpad->own = nullptr;
+      continue;
+    }
+    if (slot[i] >= 0) {
+      if (!mpad->own) {
+        mpad->own = new OwnStream();
+        mpad->own->pending = priv->common_pending;
+      }
+      mpad->own->handover_frames = -1;
+    } else if (mpad->own && mpad->own->handover_frames < 0) {
+      mpad->own->handover_frames = std::max<int>(1, HANDOVER_MS / frame_ms);
+    }
+  }
+  priv->common_pending.insert(priv->common_pending.end(), common_pcm, common_pcm + block->bytes);
+  for (size_t i = 0; i < n_in; i++) {
+    auto *own = GST_MIX_MINUS_PAD(block->inputs[i].pad)->own;
+    if (!own)
+      continue;
+    const uint8_t *pcm = slot[i] >= 0 ? own_pcm(i) : common_pcm;
+    own->pending.insert(own->pending.end(), pcm, pcm + block->bytes);
+  }
+
+  /* Every complete frame. */
+  const GstClockTime frame_dur = gst_util_uint64_scale_round(frame, GST_SECOND, rate);
+  size_t consumed = 0;
+  uint8_t packet[4000];
+  while (priv->common_pending.size() - consumed >= frame_bytes) {
+    /* the frame starts `pending_before - consumed` bytes before this block */
+    const int64_t back = static_cast<int64_t>(pending_before) - static_cast<int64_t>(consumed);
+    const GstClockTime pts =
+        block->pts - std::min<GstClockTime>(
+                         block->pts, gst_util_uint64_scale_round(back / bpf, GST_SECOND, rate));
+    for (auto &v : block->inputs) {
+      auto *own = GST_MIX_MINUS_PAD(v.pad)->own;
+      if (own && own->need_clone) {
+        own->enc.clone_from(priv->common);
+        own->need_clone = false;
+      }
+    }
+    guint64 encodes = 1;
+    int size = priv->common.encode(priv->common_pending.data() + consumed, block->format, frame,
+                                   packet, sizeof(packet));
+    GstBuffer *shared = nullptr;
+    if (size > 0)
+      shared = packet_buffer(packet, size, pts, frame_dur, priv->opus_discont);
+    else
+      GST_WARNING_OBJECT(self, "Opus encoding failed (%d): a frame is dropped", size);
+    for (size_t i = 0; i < n_in; i++) {
+      auto *mpad = GST_MIX_MINUS_PAD(block->inputs[i].pad);
+      if (mpad->mode != FeedMode::Opus || !srcs[i])
+        continue;
+      GstBuffer *out = nullptr;
+      if (auto *own = mpad->own) {
+        encodes++;
+        const int sz = own->enc.encode(own->pending.data() + consumed, block->format, frame, packet,
+                                       sizeof(packet));
+        if (sz > 0)
+          out = packet_buffer(packet, sz, pts, frame_dur, priv->opus_discont);
+        if (own->handover_frames > 0 && --own->handover_frames == 0) {
+          GST_DEBUG_OBJECT(srcs[i], "handed over to the shared Opus stream");
+          delete own;
+          mpad->own = nullptr;
+        }
+      } else if (shared) {
+        out = gst_buffer_ref(shared);
+      }
+      if (out)
+        flow->add(gst_pad_push(srcs[i], out));
+    }
+    if (shared)
+      gst_buffer_unref(shared);
+    priv->opus_discont = false;
+    consumed += frame_bytes;
+    GST_OBJECT_LOCK(self);
+    priv->opus_frames++;
+    priv->opus_encodes += encodes;
+    GST_OBJECT_UNLOCK(self);
+  }
+  if (consumed > 0) {
+    priv->common_pending.erase(priv->common_pending.begin(),
+                               priv->common_pending.begin() + consumed);
+    for (auto &v : block->inputs)
+      if (auto *own = GST_MIX_MINUS_PAD(v.pad)->own)
+        own->pending.erase(own->pending.begin(), own->pending.begin() + consumed);
+  }
+}
+
+} // namespace
+
 static GstFlowReturn gst_mix_minus_output(GstCostreamMixer *mixer, GstCostreamMixerBlock *block) {
   auto *self = GST_MIX_MINUS(mixer);
   auto *priv = self->priv;
@@ -338,55 +596,74 @@ static GstFlowReturn gst_mix_minus_output(GstCostreamMixer *mixer, GstCostreamMi
   GST_OBJECT_UNLOCK(self);
 
   /* Who holds a slot. */
+  const size_t n_in = block->inputs.size();
   std::vector<SpeakerSlots::Input> levels;
-  levels.reserve(block->inputs.size());
+  levels.reserve(n_in);
   for (auto &v : block->inputs)
     levels.push_back({GST_MIX_MINUS_PAD(v.pad)->index, v.level, v.present && v.gain > 0.f});
   std::vector<SlotEvent> events;
-  std::vector<int> slot(block->inputs.size());
-  std::vector<GstPad *> srcs(block->inputs.size(), nullptr);
+  std::vector<int> slot(n_in);
+  std::vector<GstPad *> srcs(n_in, nullptr);
   {
     std::lock_guard<std::mutex> lk(priv->lock);
     priv->slots.configure(config);
     priv->slots.update(levels, block_ms, &events);
-    for (size_t i = 0; i < block->inputs.size(); i++) {
+    for (size_t i = 0; i < n_in; i++) {
       auto *mpad = GST_MIX_MINUS_PAD(block->inputs[i].pad);
       slot[i] = priv->slots.slot_of(mpad->index);
       if (mpad->srcpad)
         srcs[i] = GST_PAD(gst_object_ref(mpad->srcpad));
     }
   }
+  auto contributes = [&](size_t i) {
+    const auto &v = block->inputs[i];
+    return slot[i] >= 0 && v.frames_with_data > 0 && v.gain > 0.f;
+  };
 
   /* The common mix: every holder once. */
   size_t heard = 0;
   priv->acc.reset(block->format, block->samples);
-  for (size_t i = 0; i < block->inputs.size(); i++) {
-    const auto &v = block->inputs[i];
-    if (slot[i] >= 0 && v.frames_with_data > 0 && v.gain > 0.f) {
-      priv->acc.add(v.data, block->samples, v.gain);
+  for (size_t i = 0; i < n_in; i++) {
+    if (contributes(i)) {
+      priv->acc.add(block->inputs[i].data, block->samples, block->inputs[i].gain);
       heard++;
     }
   }
   GstBuffer *common = new_block_buffer(block, heard > 0 ? &priv->acc : nullptr);
+  GstMapInfo common_map;
+  gst_buffer_map(common, &common_map, GST_MAP_READ);
 
-  /* Every return feed: the common buffer itself, or (holders) the common sum minus their own. */
+  /* A holder's mix: the common sum minus their own block (silence when alone in the slots). */
+  auto own_mix = [&](size_t i, uint8_t *out) {
+    if (!contributes(i)) {
+      memcpy(out, common_map.data, block->bytes);
+    } else if (heard > 1) {
+      priv->own = priv->acc;
+      priv->own.subtract(block->inputs[i].data, block->samples, block->inputs[i].gain);
+      priv->own.store(out);
+    } else {
+      memset(out, 0, block->bytes);
+    }
+  };
+
+  /* Raw return feeds: the common buffer itself, or a holder's own mix. */
   FlowSummary flow;
-  for (size_t i = 0; i < block->inputs.size(); i++) {
+  for (size_t i = 0; i < n_in; i++) {
     GstPad *src = srcs[i];
     if (!src)
       continue;
-    const auto &v = block->inputs[i];
-    auto *mpad = GST_MIX_MINUS_PAD(v.pad);
+    auto *mpad = GST_MIX_MINUS_PAD(block->inputs[i].pad);
     prepare_src(self, mpad, src);
+    if (mpad->mode != FeedMode::Raw)
+      continue;
     GstBuffer *out;
-    if (slot[i] >= 0 && v.frames_with_data > 0 && v.gain > 0.f) {
-      if (heard > 1) {
-        priv->own = priv->acc;
-        priv->own.subtract(v.data, block->samples, v.gain);
-        out = new_block_buffer(block, &priv->own);
-      } else {
-        out = new_block_buffer(block, nullptr); /* alone in the slots: hears silence */
-      }
+    if (slot[i] >= 0) {
+      out = new_block_buffer(block, nullptr);
+      GST_BUFFER_FLAG_UNSET(out, GST_BUFFER_FLAG_GAP);
+      GstMapInfo map;
+      gst_buffer_map(out, &map, GST_MAP_WRITE);
+      own_mix(i, map.data);
+      gst_buffer_unmap(out, &map);
     } else {
       out = gst_buffer_ref(common);
     }
@@ -395,10 +672,21 @@ static GstFlowReturn gst_mix_minus_output(GstCostreamMixer *mixer, GstCostreamMi
       GST_WARNING_OBJECT(src, "return feed refused a buffer: %s", gst_flow_get_name(r));
     flow.add(r);
   }
+
+  /* Opus return feeds. */
+  opus_block(
+      self, block, slot, srcs, common_map.data,
+      [&](size_t i) {
+        priv->own_pcm.resize(block->bytes);
+        own_mix(i, priv->own_pcm.data());
+        return static_cast<const uint8_t *>(priv->own_pcm.data());
+      },
+      &flow);
+  gst_buffer_unmap(common, &common_map);
   gst_buffer_unref(common);
 
   /* Pads' properties, then the messages. */
-  for (size_t i = 0; i < block->inputs.size(); i++) {
+  for (size_t i = 0; i < n_in; i++) {
     auto *mpad = GST_MIX_MINUS_PAD(block->inputs[i].pad);
     const gboolean speaking = block->inputs[i].present && block->inputs[i].gain > 0.f &&
                               block->inputs[i].level >= config.speech_threshold;
@@ -440,8 +728,8 @@ static GstFlowReturn gst_mix_minus_output(GstCostreamMixer *mixer, GstCostreamMi
  * (a feed's first buffer brings its own stream-start, caps and segment). */
 static gboolean gst_mix_minus_push_event(GstCostreamMixer *mixer, GstEvent *event) {
   auto *self = GST_MIX_MINUS(mixer);
-  const bool flush =
-      GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_START || GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP;
+  const bool flush = GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_START ||
+                     GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP;
   gboolean ok = TRUE;
   for (auto *p : src_pads(self)) {
     GstEvent *ss = gst_pad_get_sticky_event(p, GST_EVENT_CAPS, 0);
@@ -455,6 +743,36 @@ static gboolean gst_mix_minus_push_event(GstCostreamMixer *mixer, GstEvent *even
   return ok;
 }
 
+/* The base's answer, plus for an Opus feed the wait for a whole frame beyond one block. */
+static gboolean gst_mix_minus_src_query(GstPad *pad, GstObject *parent, GstQuery *query) {
+  if (!gst_costream_mixer_src_query(pad, parent, query))
+    return FALSE;
+  if (GST_QUERY_TYPE(query) != GST_QUERY_LATENCY)
+    return TRUE;
+  GstCaps *caps = gst_pad_get_current_caps(pad);
+  const bool opus = caps && gst_structure_has_name(gst_caps_get_structure(caps, 0), "audio/x-opus");
+  if (caps)
+    gst_caps_unref(caps);
+  if (!opus)
+    return TRUE;
+  auto *self = GST_MIX_MINUS(parent);
+  guint64 block = 0;
+  g_object_get(self, "output-buffer-duration", &block, nullptr);
+  GST_OBJECT_LOCK(self);
+  const GstClockTime frame = self->priv->frame_ms * GST_MSECOND;
+  GST_OBJECT_UNLOCK(self);
+  if (frame <= block)
+    return TRUE;
+  gboolean live;
+  GstClockTime min, max;
+  gst_query_parse_latency(query, &live, &min, &max);
+  min += frame - block;
+  if (GST_CLOCK_TIME_IS_VALID(max))
+    max += frame - block;
+  gst_query_set_latency(query, live, min, max);
+  return TRUE;
+}
+
 static void gst_mix_minus_pad_added(GstCostreamMixer *mixer, GstCostreamMixerPad *pad) {
   auto *self = GST_MIX_MINUS(mixer);
   auto *mpad = GST_MIX_MINUS_PAD(pad);
@@ -465,7 +783,7 @@ static void gst_mix_minus_pad_added(GstCostreamMixer *mixer, GstCostreamMixerPad
   GstPad *src = gst_pad_new_from_static_template(&src_template, name);
   g_free(name);
   gst_pad_set_event_function(src, GST_DEBUG_FUNCPTR(gst_costream_mixer_src_event));
-  gst_pad_set_query_function(src, GST_DEBUG_FUNCPTR(gst_costream_mixer_src_query));
+  gst_pad_set_query_function(src, GST_DEBUG_FUNCPTR(gst_mix_minus_src_query));
   gst_pad_use_fixed_caps(src);
   {
     std::lock_guard<std::mutex> lk(self->priv->lock);
@@ -487,9 +805,8 @@ static void gst_mix_minus_pad_removed(GstCostreamMixer *mixer, GstCostreamMixerP
     self->priv->slots.remove(mpad->index, &events);
   }
   for (const auto &e : events)
-    gst_element_post_message(GST_ELEMENT(self),
-                             slot_message(self, "mixminus-unpin", e.slot, GST_PAD(pad),
-                                          GST_CLOCK_TIME_NONE));
+    gst_element_post_message(GST_ELEMENT(self), slot_message(self, "mixminus-unpin", e.slot,
+                                                             GST_PAD(pad), GST_CLOCK_TIME_NONE));
   GST_DEBUG_OBJECT(self, "participant %u left", mpad->index);
   if (src) {
     gst_pad_set_active(src, FALSE);
@@ -505,10 +822,16 @@ static void gst_mix_minus_reset(GstCostreamMixer *mixer) {
     std::lock_guard<std::mutex> lk(self->priv->lock);
     self->priv->slots.clear(&events);
   }
+  /* (output thread stopped) */
+  self->priv->common.reset();
+  self->priv->common_pending.clear();
+  self->priv->opus_discont = true;
   auto pads = gst_costream_mixer_get_pads(mixer);
   for (auto *p : pads) {
     auto *mpad = GST_MIX_MINUS_PAD(p);
     mpad->caps_generation = 0;
+    delete mpad->own;
+    mpad->own = nullptr;
     GST_OBJECT_LOCK(mpad);
     mpad->slot = -1;
     mpad->speaking = FALSE;
@@ -518,6 +841,7 @@ static void gst_mix_minus_reset(GstCostreamMixer *mixer) {
   gst_costream_mixer_release_pads(pads);
   GST_OBJECT_LOCK(self);
   self->priv->blocks_out = self->priv->switches = 0;
+  self->priv->opus_frames = self->priv->opus_encodes = 0;
   GST_OBJECT_UNLOCK(self);
 }
 
@@ -529,7 +853,8 @@ static GstStructure *gst_mix_minus_get_stats(GstMixMinus *self) {
   GST_OBJECT_LOCK(self);
   gst_structure_set(s, "participants", G_TYPE_UINT, n, "speakers", G_TYPE_UINT, active, "blocks",
                     G_TYPE_UINT64, self->priv->blocks_out, "pins", G_TYPE_UINT64,
-                    self->priv->switches, nullptr);
+                    self->priv->switches, "opus-frames", G_TYPE_UINT64, self->priv->opus_frames,
+                    "opus-encodes", G_TYPE_UINT64, self->priv->opus_encodes, nullptr);
   GST_OBJECT_UNLOCK(self);
   gst_structure_take_value(s, "pads", &array);
   return s;
@@ -555,6 +880,26 @@ static void gst_mix_minus_set_property(GObject *object, guint prop_id, const GVa
     break;
   case PROP_SLOT_TIMEOUT:
     c.slot_timeout_ms = g_value_get_uint(value);
+    break;
+  case PROP_BITRATE:
+    self->priv->opus.bitrate = g_value_get_int(value);
+    break;
+  case PROP_COMPLEXITY:
+    self->priv->opus.complexity = g_value_get_int(value);
+    break;
+  case PROP_FRAME_DURATION: {
+    const guint ms = g_value_get_uint(value);
+    if (ms == 10 || ms == 20)
+      self->priv->frame_ms = ms;
+    else
+      g_warning("mixminus: frame-duration must be 10 or 20 (ms), not %u", ms);
+    break;
+  }
+  case PROP_INBAND_FEC:
+    self->priv->opus.inband_fec = g_value_get_boolean(value);
+    break;
+  case PROP_DTX:
+    self->priv->opus.dtx = g_value_get_boolean(value);
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -588,6 +933,21 @@ static void gst_mix_minus_get_property(GObject *object, guint prop_id, GValue *v
   case PROP_SLOT_TIMEOUT:
     g_value_set_uint(value, static_cast<guint>(c.slot_timeout_ms));
     break;
+  case PROP_BITRATE:
+    g_value_set_int(value, self->priv->opus.bitrate);
+    break;
+  case PROP_COMPLEXITY:
+    g_value_set_int(value, self->priv->opus.complexity);
+    break;
+  case PROP_FRAME_DURATION:
+    g_value_set_uint(value, self->priv->frame_ms);
+    break;
+  case PROP_INBAND_FEC:
+    g_value_set_boolean(value, self->priv->opus.inband_fec);
+    break;
+  case PROP_DTX:
+    g_value_set_boolean(value, self->priv->opus.dtx);
+    break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
@@ -599,6 +959,8 @@ static void gst_mix_minus_finalize(GObject *object) {
   auto *self = GST_MIX_MINUS(object);
   if (self->priv->caps)
     gst_caps_unref(self->priv->caps);
+  if (self->priv->opus_caps)
+    gst_caps_unref(self->priv->opus_caps);
   delete self->priv;
   self->priv = nullptr;
   G_OBJECT_CLASS(gst_mix_minus_parent_class)->finalize(object);
@@ -632,8 +994,8 @@ static void gst_mix_minus_class_init(GstMixMinusClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_MAX_SPEAKERS,
       g_param_spec_uint("max-speakers", "Max speakers",
-                        "Speaker slots: how many participants are heard at once (0 = everyone)",
-                        0, G_MAXINT, DEFAULT_MAX_SPEAKERS, rw));
+                        "Speaker slots: how many participants are heard at once (0 = everyone)", 0,
+                        G_MAXINT, DEFAULT_MAX_SPEAKERS, rw));
   /**
    * GstMixMinus:speech-threshold:
    *
@@ -678,6 +1040,57 @@ static void gst_mix_minus_class_init(GstMixMinusClass *klass) {
                         "Milliseconds below the speech threshold after which a holder gives its "
                         "slot up",
                         0, 600000, DEFAULT_SLOT_TIMEOUT, rw));
+  const auto rw_ready = static_cast<GParamFlags>(G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
+                                                 G_PARAM_STATIC_STRINGS);
+  /**
+   * GstMixMinus:bitrate:
+   *
+   * Opus feeds: target bitrate of every encoder in bits/s (0: libopus chooses).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_BITRATE,
+      g_param_spec_int("bitrate", "Bitrate",
+                       "Opus feeds: bits per second of every encoder (0 = libopus chooses)", 0,
+                       512000, DEFAULT_BITRATE, rw));
+  /**
+   * GstMixMinus:complexity:
+   *
+   * Opus feeds: encoder complexity, 0 (fastest) to 10 (best).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_COMPLEXITY,
+      g_param_spec_int("complexity", "Complexity",
+                       "Opus feeds: encoder complexity, 0 (fastest) to 10 (best quality)", 0, 10,
+                       DEFAULT_COMPLEXITY, rw));
+  /**
+   * GstMixMinus:frame-duration:
+   *
+   * Opus feeds: milliseconds of audio per packet, 10 or 20.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_FRAME_DURATION,
+      g_param_spec_uint("frame-duration", "Frame duration",
+                        "Opus feeds: milliseconds per packet (10 or 20)", 10, 20,
+                        DEFAULT_FRAME_DURATION, rw_ready));
+  /**
+   * GstMixMinus:inband-fec:
+   *
+   * Opus feeds: add in-band forward error correction (the receiver recovers a lost packet from
+   * the next one).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_INBAND_FEC,
+      g_param_spec_boolean("inband-fec", "In-band FEC",
+                           "Opus feeds: in-band forward error correction", DEFAULT_INBAND_FEC, rw));
+  /**
+   * GstMixMinus:dtx:
+   *
+   * Opus feeds: discontinuous transmission (tiny packets while the feed is silent).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_DTX,
+      g_param_spec_boolean("dtx", "DTX", "Opus feeds: discontinuous transmission during silence",
+                           DEFAULT_DTX, rw));
   /**
    * GstMixMinus:stats:
    *
@@ -710,4 +1123,8 @@ static void gst_mix_minus_init(GstMixMinus *self) {
   self->priv->config.switch_hold_ms = DEFAULT_SWITCH_HOLD;
   self->priv->config.slot_timeout_ms = DEFAULT_SLOT_TIMEOUT;
   self->priv->slots.configure(self->priv->config);
+  self->priv->opus.bitrate = DEFAULT_BITRATE;
+  self->priv->opus.complexity = DEFAULT_COMPLEXITY;
+  self->priv->opus.inband_fec = DEFAULT_INBAND_FEC;
+  self->priv->opus.dtx = DEFAULT_DTX;
 }

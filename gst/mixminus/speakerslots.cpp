@@ -89,8 +89,9 @@ void SpeakerSlots::update(const std::vector<Input> &inputs, double block_ms,
   for (auto &s : states_)
     if (!s.seen)
       unpin(s, &unpins);
-  states_.erase(std::remove_if(states_.begin(), states_.end(), [](const State &s) { return !s.seen; }),
-                states_.end());
+  states_.erase(
+      std::remove_if(states_.begin(), states_.end(), [](const State &s) { return !s.seen; }),
+      states_.end());
 
   if (config_.max_speakers == 0) {
     /* Everyone eligible is heard. */

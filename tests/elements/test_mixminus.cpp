@@ -8,6 +8,8 @@
 #include "helpers.h"
 #include "signal.h"
 
+#include "audio/opus.h"
+
 #include <gst/audio/audio.h>
 
 #include <catch2/catch.hpp>
@@ -50,7 +52,8 @@ struct SlotLog {
     auto *log = static_cast<SlotLog *>(data);
     const GstStructure *s = gst_message_get_structure(m);
     if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT && s &&
-        (gst_structure_has_name(s, "mixminus-pin") || gst_structure_has_name(s, "mixminus-unpin"))) {
+        (gst_structure_has_name(s, "mixminus-pin") ||
+         gst_structure_has_name(s, "mixminus-unpin"))) {
       SlotMsg msg;
       msg.pin = gst_structure_has_name(s, "mixminus-pin");
       gst_structure_get_int(s, "slot", &msg.slot);
@@ -102,8 +105,8 @@ struct Room {
     g_object_set(src, "format", GST_FORMAT_TIME, "caps", caps, nullptr);
     gst_caps_unref(caps);
     GstElement *q = make("queue");
-    g_object_set(q, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time", G_GUINT64_CONSTANT(0),
-                 nullptr);
+    g_object_set(q, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
+                 G_GUINT64_CONSTANT(0), nullptr);
     GstElement *sink = make("appsink");
     g_object_set(sink, "sync", FALSE, "max-buffers", 0, nullptr);
     gst_bin_add_many(GST_BIN(pipeline), src, q, sink, nullptr);
@@ -150,9 +153,9 @@ int pad_slot(GstPad *pad) {
 TEST_CASE("mixminus is registered; requesting sink_N adds src_N, releasing removes it",
           "[mixminus]") {
   GstElement *mm = make("mixminus");
-  for (const char *p : {"max-speakers", "speech-threshold", "switch-threshold", "switch-hold",
-                        "slot-timeout", "output-buffer-duration", "latency", "timeout",
-                        "force-live", "stats"}) {
+  for (const char *p :
+       {"max-speakers", "speech-threshold", "switch-threshold", "switch-hold", "slot-timeout",
+        "output-buffer-duration", "latency", "timeout", "force-live", "stats"}) {
     INFO(p);
     CHECK(g_object_class_find_property(G_OBJECT_GET_CLASS(mm), p) != nullptr);
   }
@@ -380,12 +383,13 @@ TEST_CASE("gst-launch order does not matter: src_N may be named before sink_N", 
 TEST_CASE("Stress: participants join and leave from several threads while the room runs",
           "[mixminus][stress]") {
   GError *err = nullptr;
-  GstElement *pipeline = gst_parse_launch(
-      "mixminus name=mm force-live=true max-speakers=2 "
-      "audiotestsrc is-live=true freq=300 volume=0.3 ! mm.sink_0 "
-      "audiotestsrc is-live=true freq=500 volume=0.2 ! mm.sink_1 "
-      "mm.src_1 ! queue ! appsink name=out sync=false max-buffers=0  mm.src_0 ! fakesink async=false",
-      &err);
+  GstElement *pipeline =
+      gst_parse_launch("mixminus name=mm force-live=true max-speakers=2 "
+                       "audiotestsrc is-live=true freq=300 volume=0.3 ! mm.sink_0 "
+                       "audiotestsrc is-live=true freq=500 volume=0.2 ! mm.sink_1 "
+                       "mm.src_1 ! queue ! appsink name=out sync=false max-buffers=0  mm.src_0 ! "
+                       "fakesink async=false",
+                       &err);
   REQUIRE(err == nullptr);
   GstElement *mm = gst_bin_get_by_name(GST_BIN(pipeline), "mm");
   GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
@@ -472,4 +476,181 @@ TEST_CASE("Stress: participants join and leave from several threads while the ro
   gst_object_unref(mm);
   gst_object_unref(sink);
   gst_object_unref(pipeline);
+}
+
+/* ---- Opus return feeds ------------------------------------------------------------------- */
+
+namespace {
+
+/* Residual of the best fit of tones at `freqs` (any amplitude and phase) plus DC, in dB below the
+ * window's energy: a seam, click or dropout is a window far from the expected tones. */
+double tones_fit_snr_db(const float *x, size_t n, const std::vector<double> &freqs) {
+  const size_t k = 2 * freqs.size() + 1;
+  std::vector<std::vector<double>> basis(k, std::vector<double>(n));
+  for (size_t i = 0; i < n; i++) {
+    basis[0][i] = 1.0;
+    for (size_t f = 0; f < freqs.size(); f++) {
+      basis[1 + 2 * f][i] = std::sin(2 * M_PI * freqs[f] * i / kRate);
+      basis[2 + 2 * f][i] = std::cos(2 * M_PI * freqs[f] * i / kRate);
+    }
+  }
+  std::vector<std::vector<double>> a(k, std::vector<double>(k + 1, 0.0));
+  for (size_t r = 0; r < k; r++) {
+    for (size_t c = 0; c < k; c++)
+      for (size_t i = 0; i < n; i++)
+        a[r][c] += basis[r][i] * basis[c][i];
+    for (size_t i = 0; i < n; i++)
+      a[r][k] += basis[r][i] * x[i];
+  }
+  for (size_t c = 0; c < k; c++) { /* Gauss-Jordan */
+    size_t piv = c;
+    for (size_t r = c + 1; r < k; r++)
+      if (std::fabs(a[r][c]) > std::fabs(a[piv][c]))
+        piv = r;
+    std::swap(a[c], a[piv]);
+    for (size_t r = 0; r < k; r++) {
+      if (r == c || a[c][c] == 0.0)
+        continue;
+      const double m = a[r][c] / a[c][c];
+      for (size_t cc = c; cc <= k; cc++)
+        a[r][cc] -= m * a[c][cc];
+    }
+  }
+  double e = 0, p = 0;
+  for (size_t i = 0; i < n; i++) {
+    double fit = 0;
+    for (size_t r = 0; r < k; r++)
+      fit += a[r][k] / a[r][r] * basis[r][i];
+    e += (x[i] - fit) * (x[i] - fit);
+    p += double(x[i]) * x[i];
+  }
+  return 10 * std::log10((p + 1e-12) / (e + 1e-12));
+}
+
+/* A room whose return feeds are Opus (appsinks that take only audio/x-opus), decoded here. */
+struct OpusRoom : Room {
+  explicit OpusRoom(int participants, const char *props) : Room(0, props) {
+    for (int i = 0; i < participants; i++) {
+      add();
+      GstCaps *caps = gst_caps_from_string("audio/x-opus");
+      g_object_set(sinks.back(), "caps", caps, nullptr);
+      gst_caps_unref(caps);
+    }
+  }
+};
+
+std::vector<float> decode_feed(const Collected &c) {
+  costream::OpusDec dec;
+  REQUIRE(dec.init(kRate, 1));
+  std::vector<float> out, buf(5760);
+  for (auto *b : c.buffers) {
+    GstMapInfo map;
+    REQUIRE(gst_buffer_map(b, &map, GST_MAP_READ));
+    const int n = dec.decode(map.data, map.size, buf.data(), 5760);
+    gst_buffer_unmap(b, &map);
+    REQUIRE(n > 0);
+    out.insert(out.end(), buf.begin(), buf.begin() + n);
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("Opus feeds: N+1 encodes for the room, and they decode to the right voices",
+          "[mixminus][opus]") {
+  OpusRoom room(5, "max-speakers=3 bitrate=64000");
+  const size_t frames = kRate;
+  const double freq[5] = {300, 500, 700, 900, 1100};
+  const double amp[5] = {0.3, 0.25, 0.2, 0.05, 0.02};
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (int i = 0; i < 5; i++)
+    room.push(i, tone_s16(freq[i], amp[i], frames));
+  std::vector<Collected> out(5);
+  for (int i = 0; i < 5; i++)
+    pull_all(room.sinks[i], out[i]);
+  CHECK(wait_eos_or_error(room.pipeline).empty());
+
+  for (int who = 0; who < 5; who++) {
+    INFO("participant " << who);
+    GstCaps *caps =
+        gst_pad_get_current_caps(GST_ELEMENT(room.sinks[who])->sinkpads->data
+                                     ? GST_PAD(GST_ELEMENT(room.sinks[who])->sinkpads->data)
+                                     : nullptr);
+    REQUIRE(caps != nullptr);
+    CHECK(gst_structure_has_name(gst_caps_get_structure(caps, 0), "audio/x-opus"));
+    gst_caps_unref(caps);
+    REQUIRE(out[who].buffers.size() == 50); /* 20 ms packets */
+    CHECK(GST_BUFFER_PTS(out[who].buffers[1]) == 20 * GST_MSECOND);
+    auto y = decode_feed(out[who]);
+    REQUIRE(y.size() >= frames);
+    std::vector<double> yd(y.begin() + 9600, y.begin() + 48000);
+    for (int h = 0; h < 5; h++) {
+      INFO("tone of participant " << h);
+      const double expect = (h < 3 && h != who) ? amp[h] : 0.0;
+      CHECK(testsig::amplitude_at(yd.data(), yd.size(), freq[h], kRate) ==
+            Approx(expect).margin(0.015));
+    }
+  }
+  /* Non-holders get the very same packets; 3 holders + 1 shared stream = 4 encodes a frame. */
+  for (size_t i = 0; i < out[3].buffers.size(); i++)
+    REQUIRE(out[3].buffers[i] == out[4].buffers[i]);
+  GstStructure *stats = nullptr;
+  g_object_get(room.mm, "stats", &stats, nullptr);
+  guint64 f = 0, e = 0;
+  gst_structure_get_uint64(stats, "opus-frames", &f);
+  gst_structure_get_uint64(stats, "opus-encodes", &e);
+  gst_structure_free(stats);
+  CHECK(f == 50);
+  CHECK(e == 4 * f);
+}
+
+TEST_CASE("Opus feeds: a listener taking and leaving a slot decodes without a seam",
+          "[mixminus][opus]") {
+  OpusRoom room(3, "max-speakers=3 bitrate=48000 slot-timeout=500");
+  const size_t frames = 6 * kRate;
+  /* participant 2 is silent, speaks (700 Hz) from 1 s to 2 s, then is silent again: it takes a
+   * free slot at ~1 s and gives it up about 2 s after 2 s (its smoothed level needs ~1.5 s to
+   * fall below the speech threshold, then the 500 ms slot timeout). What it hears is 300 + 500 Hz
+   * all along: first from the shared stream, then from its own, then from the shared one again. */
+  auto c = tone_s16(700, 0.1, frames, kRate);
+  std::fill(c.begin() + 2 * kRate, c.end(), 0);
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  room.push(0, tone_s16(300, 0.3, frames));
+  room.push(1, tone_s16(500, 0.2, frames));
+  room.push(2, c);
+  std::vector<Collected> out(3);
+  for (int i = 0; i < 3; i++)
+    pull_all(room.sinks[i], out[i]);
+  CHECK(wait_eos_or_error(room.pipeline).empty());
+
+  auto msgs = room.log.get();
+  int pins_c = 0, unpins_c = 0;
+  GstClockTime unpin_at = 0;
+  for (auto &m : msgs) {
+    if (m.pad == "sink_2") {
+      (m.pin ? pins_c : unpins_c)++;
+      if (!m.pin)
+        unpin_at = m.running_time;
+    }
+  }
+  REQUIRE(pins_c == 1);
+  REQUIRE(unpins_c == 1);
+  CHECK(unpin_at < 5 * GST_SECOND); /* both switches happen well inside the stream */
+
+  auto y = decode_feed(out[2]);
+  REQUIRE(y.size() >= frames);
+  double worst = 1e9, sum = 0;
+  size_t windows = 0, worst_at = 0;
+  for (size_t s = 9600; s + 480 <= frames; s += 480) {
+    const double snr = tones_fit_snr_db(&y[s], 480, {300, 500});
+    if (snr < worst) {
+      worst = snr;
+      worst_at = s;
+    }
+    sum += snr;
+    windows++;
+  }
+  INFO("tone fit: mean " << sum / windows << " dB, worst " << worst << " dB at "
+                         << 1000.0 * worst_at / kRate << " ms");
+  CHECK(worst > 20.0);
 }

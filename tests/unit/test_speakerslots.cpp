@@ -176,7 +176,7 @@ TEST_CASE("Leaving, stalling or muting frees the slot at once; a free slot is re
   r.step();
   CHECK_FALSE(r.holds(1));
   CHECK(r.holds(3)); /* the free slot is taken in the same block */
-  r.level.erase(2); /* left */
+  r.level.erase(2);  /* left */
   r.eligible.erase(1);
   r.step();
   CHECK_FALSE(r.holds(2));
