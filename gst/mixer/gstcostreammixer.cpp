@@ -89,6 +89,8 @@ struct GstCostreamMixerPadPrivate {
   bool eos = false;
   bool has_caps = false;
   bool waiting_for_space = false;
+  std::condition_variable space_cond; /* non-live: room in the queue, flushing, a new format */
+  bool missing = false; /* the output waits for this talker's data (see mark_missing) */
   costream::LevelMeter meter;
   TalkerStats stats;
   bool ever_had_data = false;
@@ -296,12 +298,12 @@ struct GstCostreamMixerPrivate {
   /* Data lock and what it protects (plus every pad's queue and flags). */
   std::mutex lock;
   std::condition_variable data_cond;       /* the output thread waits for data, flush, state */
-  std::condition_variable space_cond;      /* non-live talkers wait for room, or an output format */
   std::vector<GstCostreamMixerPad *> pads; /* with a reference each */
   bool flushing = true;
   bool stopping = false; /* the task is being stopped: it must not pause itself */
   bool playing = false;
   bool output_waiting = false;
+  size_t missing = 0; /* talkers the waiting output still needs data from */
   GstClockID clock_id = nullptr;
   bool out_valid = false;
   GstAudioInfo out_info;
@@ -376,34 +378,55 @@ int64_t frames_ahead(GstCostreamMixer *self, GstCostreamMixerPad *pad) {
   return pad_priv(pad)->queue.write_end() - mixer_priv(self)->out_index;
 }
 
+/* (data lock) Every talker waiting for room looks again (flushing, new format, live). */
+void notify_space_all(GstCostreamMixer *self) {
+  for (auto *p : mixer_priv(self)->pads)
+    pad_priv(p)->space_cond.notify_all();
+}
+
 /* (data lock) Whether a talker is one the output waits for. */
 bool expected_talker(GstCostreamMixerPad *p) {
   auto *pp = pad_priv(p);
   return !pp->eos && (pp->has_caps || gst_pad_is_linked(GST_PAD(p)));
 }
 
-/* (data lock) Whether every talker the output waits for has the block [out, out + n). */
-bool block_complete(GstCostreamMixer *self, int64_t out, uint32_t n) {
+/* (data lock, output thread) Marks every talker the output waits for that does not have the
+ * block [out, out + n) yet, and counts them in priv->missing. Returns how many talkers the
+ * output waits for. */
+size_t mark_missing(GstCostreamMixer *self, int64_t out, uint32_t n) {
+  auto *priv = mixer_priv(self);
   size_t expected = 0;
-  for (auto *p : mixer_priv(self)->pads) {
+  priv->missing = 0;
+  for (auto *p : priv->pads) {
+    auto *pp = pad_priv(p);
+    pp->missing = false;
     if (!expected_talker(p))
       continue;
     expected++;
-    if (!pad_priv(p)->queue.covers(out, n))
-      return false;
+    if (!pp->queue.covers(out, n)) {
+      pp->missing = true;
+      priv->missing++;
+    }
   }
-  return expected > 0;
+  return expected;
 }
 
 /* (data lock) Wakes the output thread when it waits and the block became complete with this
- * talker's data (nullptr: something else changed, wake it to look). Waking it for every buffer
- * would cost a context switch and a clock re-arm per talker per block. */
+ * talker's data (nullptr: something else changed, wake it to look again). O(1) per buffer: a
+ * talker counts once, when its data first covers the block the output waits for. Waking the
+ * output for every buffer would cost a context switch and a clock re-arm per talker per block. */
 void wake_output(GstCostreamMixer *self, GstCostreamMixerPad *pad) {
   auto *priv = mixer_priv(self);
   if (!priv->output_waiting)
     return;
-  if (pad && !block_complete(self, priv->out_index, priv->block_frames))
-    return;
+  if (pad) {
+    auto *pp = pad_priv(pad);
+    if (!pp->missing || !pp->queue.covers(priv->out_index, priv->block_frames))
+      return;
+    pp->missing = false;
+    if (--priv->missing > 0)
+      return;
+  }
   priv->data_cond.notify_one();
   if (priv->clock_id)
     gst_clock_id_unschedule(priv->clock_id);
@@ -430,14 +453,16 @@ GstFlowReturn wait_for_room(GstCostreamMixer *self, GstCostreamMixerPad *pad, Gs
       return GST_FLOW_FLUSHING;
     if (pp->eos)
       return GST_FLOW_EOS;
-    /* Never wait while the output still needs this talker's data (that would deadlock). */
+    /* Never wait while the output still needs this talker's data (that would deadlock). Once
+     * waiting, wait down to the low mark: the talker then queues a batch in one go. */
+    const GstClockTime limit = pp->waiting_for_space ? AHEAD_LOW : AHEAD_HIGH;
     if (priv->out_valid &&
-        (priv->live || frames_ahead(self, pad) <= frames_of(self, AHEAD_HIGH) ||
+        (priv->live || frames_ahead(self, pad) <= frames_of(self, limit) ||
          !pp->queue.has_pending() || !pp->queue.covers(priv->out_index, priv->block_frames)))
       break;
+    /* (The output does not wait for this talker: it already covers the output's block.) */
     pp->waiting_for_space = true;
-    wake_output(self, nullptr);
-    priv->space_cond.wait(lk);
+    pp->space_cond.wait(lk);
   }
   pp->waiting_for_space = false;
   *out = priv->out_info;
@@ -623,7 +648,7 @@ static gboolean gst_costream_mixer_sink_event(GstPad *pad, GstObject *parent, Gs
   case GST_EVENT_FLUSH_START: {
     Lock lk(priv->lock);
     pp->flushing = true;
-    priv->space_cond.notify_all();
+    pp->space_cond.notify_all();
     gst_event_unref(event);
     return TRUE;
   }
@@ -703,7 +728,7 @@ static gboolean gst_costream_mixer_sink_activate_mode(GstPad *pad, GstObject *pa
     pp->eos = false;
   } else {
     /* let a chain waiting for room return, so the pad can stop */
-    mixer_priv(self)->space_cond.notify_all();
+    pp->space_cond.notify_all();
   }
   return TRUE;
 }
@@ -778,7 +803,7 @@ void update_latency(GstCostreamMixer *self) {
     /* Queued data stays: only whether the talkers' clocks are followed changes. */
     for (auto *p : priv->pads)
       pad_priv(p)->queue.set_drift_correction(drift_prop && now_live);
-    priv->space_cond.notify_all();
+    notify_space_all(self);
   }
   priv->upstream_latency = live ? min : 0;
 }
@@ -859,7 +884,7 @@ bool negotiate(GstCostreamMixer *self) {
     priv->block_frames = static_cast<guint>(std::max<guint64>(
         1, gst_util_uint64_scale_round(dur, GST_AUDIO_INFO_RATE(&info), GST_SECOND)));
     reconfigure_queues(self);
-    priv->space_cond.notify_all();
+    notify_space_all(self);
   }
   return true;
 }
@@ -991,7 +1016,10 @@ static void gst_costream_mixer_loop(gpointer user_data) {
       all_eos = false;
     }
     /* With nobody to wait for, a live output still keeps to the clock. */
-    if (all_eos || block_complete(self, out_index, n))
+    if (all_eos)
+      break;
+    const size_t expected = mark_missing(self, out_index, n);
+    if (expected > 0 && priv->missing == 0)
       break;
     priv->output_waiting = true;
     if (priv->live) {
@@ -1049,7 +1077,6 @@ static void gst_costream_mixer_loop(gpointer user_data) {
   /* Read the block from every talker (data lock held: the queues are shared with the talkers'
    * threads). Zero-copy blocks keep their buffer by reference. */
   block.inputs.resize(priv->pads.size());
-  bool wake_talkers = false;
   for (size_t i = 0; i < priv->pads.size(); i++) {
     auto *pad = priv->pads[i];
     auto *pp = pad_priv(pad);
@@ -1124,7 +1151,7 @@ static void gst_costream_mixer_loop(gpointer user_data) {
     GST_OBJECT_UNLOCK(pad);
 
     if (pp->waiting_for_space && frames_ahead(self, pad) - n <= frames_of(self, AHEAD_LOW))
-      wake_talkers = true;
+      pp->space_cond.notify_one(); /* this one only: no herd of talkers waking to sleep again */
   }
   priv->out_index = out_index + n;
   block.discont = priv->discont;
@@ -1133,8 +1160,6 @@ static void gst_costream_mixer_loop(gpointer user_data) {
   priv->send_segment = false;
   GstSegment segment = priv->segment;
   const guint32 seqnum = priv->seqnum;
-  if (wake_talkers)
-    priv->space_cond.notify_all();
   lk.unlock();
 
   /* Controlled properties follow the stream time of the block. */
@@ -1180,7 +1205,7 @@ void set_flushing(GstCostreamMixer *self, bool flushing) {
     if (priv->clock_id)
       gst_clock_id_unschedule(priv->clock_id);
     priv->data_cond.notify_all();
-    priv->space_cond.notify_all();
+    notify_space_all(self);
   }
 }
 
@@ -1254,7 +1279,7 @@ static gboolean gst_costream_mixer_do_seek(GstCostreamMixer *self, GstEvent *eve
         pad_priv(p)->stalled = false;
         pad_priv(p)->missing_frames = 0;
       }
-      priv->space_cond.notify_all();
+      notify_space_all(self);
     }
     if (KLASS(self)->reset)
       KLASS(self)->reset(self);
@@ -1392,7 +1417,7 @@ static void gst_costream_mixer_release_pad(GstElement *element, GstPad *pad) {
     }
     pad_priv(mpad)->flushing = true;
     priv->latency_dirty = true;
-    priv->space_cond.notify_all();
+    pad_priv(mpad)->space_cond.notify_all();
     wake_output(self, nullptr);
   }
   gst_child_proxy_child_removed(GST_CHILD_PROXY(element), G_OBJECT(pad), GST_OBJECT_NAME(pad));

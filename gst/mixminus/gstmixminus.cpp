@@ -610,7 +610,7 @@ static GstFlowReturn gst_mix_minus_output(GstCostreamMixer *mixer, GstCostreamMi
     priv->slots.update(levels, block_ms, &events);
     for (size_t i = 0; i < n_in; i++) {
       auto *mpad = GST_MIX_MINUS_PAD(block->inputs[i].pad);
-      slot[i] = priv->slots.slot_of(mpad->index);
+      slot[i] = priv->slots.slot_of(mpad->index, i);
       if (mpad->srcpad)
         srcs[i] = GST_PAD(gst_object_ref(mpad->srcpad));
     }

@@ -73,13 +73,16 @@ void SpeakerSlots::update(const std::vector<Input> &inputs, double block_ms,
   std::vector<SlotEvent> unpins, pins;
   for (auto &s : states_)
     s.seen = false;
-  for (const auto &in : inputs) {
-    State *s = find(in.id);
+  for (size_t i = 0; i < inputs.size(); i++) {
+    const auto &in = inputs[i];
+    /* The same participants arrive in the same order block after block: O(1) then. */
+    State *s = i < states_.size() && states_[i].id == in.id ? &states_[i] : find(in.id);
     if (!s) {
       states_.push_back(State{in.id});
       s = &states_.back();
     }
     s->seen = true;
+    s->eligible = in.eligible;
     s->level = in.eligible ? in.level : -127.0;
     s->speaking = in.eligible && in.level >= config_.speech_threshold;
     if (!in.eligible)
@@ -95,11 +98,9 @@ void SpeakerSlots::update(const std::vector<Input> &inputs, double block_ms,
 
   if (config_.max_speakers == 0) {
     /* Everyone eligible is heard. */
-    for (size_t i = 0; i < inputs.size(); i++) {
-      State *s = find(inputs[i].id);
-      if (inputs[i].eligible && s->slot < 0)
-        pin(*s, free_slot(), &pins);
-    }
+    for (auto &s : states_)
+      if (s.eligible && s.slot < 0)
+        pin(s, free_slot(), &pins);
     events->insert(events->end(), unpins.begin(), unpins.end());
     events->insert(events->end(), pins.begin(), pins.end());
     return;
@@ -185,6 +186,12 @@ void SpeakerSlots::clear(std::vector<SlotEvent> *events) {
 int SpeakerSlots::slot_of(uint64_t id) const {
   const State *s = find(id);
   return s ? s->slot : -1;
+}
+
+int SpeakerSlots::slot_of(uint64_t id, size_t hint) const {
+  if (hint < states_.size() && states_[hint].id == id)
+    return states_[hint].slot;
+  return slot_of(id);
 }
 
 bool SpeakerSlots::speaking(uint64_t id) const {

@@ -58,6 +58,8 @@ public:
   void clear(std::vector<SlotEvent> *events);
 
   int slot_of(uint64_t id) const; /* -1 when none */
+  /* The same, O(1) when `hint` is the participant's position in the last update's inputs. */
+  int slot_of(uint64_t id, size_t hint) const;
   bool speaking(uint64_t id) const;
   size_t holders() const;
 
@@ -70,6 +72,7 @@ private:
     double silent_ms = 0.0;    /* holder: time since it last spoke */
     double challenge_ms = 0.0; /* non-holder: time it has been beating the quietest holder */
     bool seen = false;
+    bool eligible = false;
   };
   State *find(uint64_t id);
   const State *find(uint64_t id) const;

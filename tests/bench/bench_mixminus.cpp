@@ -1,0 +1,244 @@
+/* costream benchmark
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * CPU cost of mixminus against the standard elements, measured in the same run on the same audio.
+ * Not a test: it prints tables of CPU seconds and ratios.
+ *
+ *   bench-mixminus [--seconds S] [--naive-chains K] [--repeat R] [--raw-only] [--only P]
+ *
+ * Inputs: P appsrc participants of 10 ms S16LE 48 kHz mono buffers (pre-queued, each with memory
+ * of its own); 3 of them talk (noise at -20 dBov), the rest are near-silent room noise
+ * (-65 dBov). Non-live, as fast as possible, process CPU from PLAYING to EOS.
+ *  - Raw: mixminus (max-speakers=3) with P raw outputs into fakesinks, P = 64 and 256, against
+ *    one audiomixer mixing the same 64 inputs into one output.
+ *  - Opus: mixminus with P = 100 Opus outputs (32 kbit/s, complexity 5, 20 ms) against the naive
+ *    graph: per participant an audiomixer of the 99 others plus opusenc (same settings). The
+ *    naive graph's 100 chains are identical and independent; K of them are run one after the
+ *    other and their mean cost is multiplied by 100 (running 9900 mixer inputs at once would
+ *    measure thread scheduling, not mixing).
+ */
+#include <gst/app/gstappsrc.h>
+#include <gst/gst.h>
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+double cpu_seconds() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+GstBuffer *noise_block(unsigned seed, double amp) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> d(0.0, amp * 32767.0);
+  std::vector<int16_t> s(480);
+  for (auto &v : s)
+    v = static_cast<int16_t>(std::max(-32767.0, std::min(32767.0, d(rng))));
+  return gst_buffer_new_memdup(s.data(), s.size() * 2);
+}
+
+void fill(GstElement *src, int participant, int blocks) {
+  const double amp = participant < 3 ? 0.1 : 0.0006; /* -20 / -65 dBov */
+  std::vector<GstBuffer *> pattern;
+  for (int i = 0; i < 8; i++)
+    pattern.push_back(noise_block(participant * 8 + i + 1, amp));
+  GstCaps *caps =
+      gst_caps_from_string("audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved");
+  g_object_set(src, "caps", caps, "format", GST_FORMAT_TIME, "max-bytes", (guint64)0, nullptr);
+  gst_caps_unref(caps);
+  for (int b = 0; b < blocks; b++) {
+    GstBuffer *buf = gst_buffer_copy_deep(pattern[b % pattern.size()]);
+    GST_BUFFER_PTS(buf) = b * 10 * GST_MSECOND;
+    GST_BUFFER_DURATION(buf) = 10 * GST_MSECOND;
+    gst_app_src_push_buffer(GST_APP_SRC(src), buf);
+  }
+  gst_app_src_end_of_stream(GST_APP_SRC(src));
+  for (auto *b : pattern)
+    gst_buffer_unref(b);
+}
+
+double run(GstElement *pipeline) {
+  const double t0 = cpu_seconds();
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus *bus = gst_element_get_bus(pipeline);
+  GstMessage *msg = gst_bus_timed_pop_filtered(
+      bus, 1200 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  const double t1 = cpu_seconds();
+  if (!msg || GST_MESSAGE_TYPE(msg) != GST_MESSAGE_EOS) {
+    std::fprintf(stderr, "pipeline did not reach EOS\n");
+    std::exit(1);
+  }
+  gst_message_unref(msg);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+  return t1 - t0;
+}
+
+/* mixminus with P participants; outputs raw (fakesink) or Opus (capsfilter ! fakesink). */
+double run_mixminus(int p, int blocks, bool opus) {
+  GstElement *pipeline = gst_pipeline_new(nullptr);
+  GstElement *mm = gst_element_factory_make("mixminus", nullptr);
+  g_object_set(mm, "max-speakers", 3u, nullptr);
+  gst_bin_add(GST_BIN(pipeline), mm);
+  for (int i = 0; i < p; i++) {
+    GstElement *src = gst_element_factory_make("appsrc", nullptr);
+    GstElement *sink = gst_element_factory_make("fakesink", nullptr);
+    g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
+    gst_bin_add_many(GST_BIN(pipeline), src, sink, nullptr);
+    gchar *sname = g_strdup_printf("sink_%d", i), *rname = g_strdup_printf("src_%d", i);
+    gst_element_link_pads(src, "src", mm, sname);
+    if (opus) {
+      GstElement *cf = gst_element_factory_make("capsfilter", nullptr);
+      GstCaps *caps = gst_caps_from_string("audio/x-opus");
+      g_object_set(cf, "caps", caps, nullptr);
+      gst_caps_unref(caps);
+      gst_bin_add(GST_BIN(pipeline), cf);
+      gst_element_link_pads(mm, rname, cf, "sink");
+      gst_element_link(cf, sink);
+    } else {
+      gst_element_link_pads(mm, rname, sink, "sink");
+    }
+    g_free(sname);
+    g_free(rname);
+    fill(src, i, blocks);
+  }
+  return run(pipeline);
+}
+
+/* The feeding alone: P appsrcs straight into fakesinks. */
+double run_feeding(int p, int blocks) {
+  GstElement *pipeline = gst_pipeline_new(nullptr);
+  for (int i = 0; i < p; i++) {
+    GstElement *src = gst_element_factory_make("appsrc", nullptr);
+    GstElement *sink = gst_element_factory_make("fakesink", nullptr);
+    g_object_set(sink, "sync", FALSE, nullptr);
+    gst_bin_add_many(GST_BIN(pipeline), src, sink, nullptr);
+    gst_element_link(src, sink);
+    fill(src, i, blocks);
+  }
+  return run(pipeline);
+}
+
+/* P appsrcs into one audiomixer (-> opusenc when `opus`) -> fakesink. */
+double run_audiomixer(int p, int blocks, bool opus, int first = 0) {
+  std::string desc = "audiomixer name=m ! ";
+  if (opus)
+    desc += "audioconvert ! opusenc bitrate=32000 complexity=5 frame-size=20 "
+            "bitrate-type=vbr audio-type=voice ! ";
+  desc += "fakesink sync=false";
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(desc.c_str(), &err);
+  if (!pipeline || err) {
+    std::fprintf(stderr, "pipeline failed: %s\n", err ? err->message : "?");
+    std::exit(1);
+  }
+  GstElement *m = gst_bin_get_by_name(GST_BIN(pipeline), "m");
+  for (int i = 0; i < p; i++) {
+    GstElement *src = gst_element_factory_make("appsrc", nullptr);
+    gst_bin_add(GST_BIN(pipeline), src);
+    gst_element_link(src, m);
+    fill(src, first + i, blocks);
+  }
+  gst_object_unref(m);
+  return run(pipeline);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  gst_init(&argc, &argv);
+  double seconds = 10;
+  int naive_chains = 3;
+  bool raw_only = false;
+  int repeat = 3;
+  int only = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc)
+      seconds = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--naive-chains") && i + 1 < argc)
+      naive_chains = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc)
+      repeat = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--raw-only"))
+      raw_only = true;
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc)
+      only = std::atoi(argv[++i]);
+    else {
+      std::fprintf(stderr, "usage: %s [--seconds S] [--naive-chains K] [--repeat R] [--raw-only] [--only P]\n", argv[0]);
+      return 2;
+    }
+  }
+  for (const char *f : {"mixminus", "audiomixer", "opusenc"}) {
+    if (GstElementFactory *fac = gst_element_factory_find(f)) {
+      gst_object_unref(fac);
+    } else {
+      std::fprintf(stderr, "element %s not found (GST_PLUGIN_PATH?)\n", f);
+      return 1;
+    }
+  }
+  const int blocks = static_cast<int>(seconds * 100);
+  if (only > 0) { /* one raw mixminus run, for profiling */
+    std::printf("mixminus, %d participants: %.3f CPU s\n", only, run_mixminus(only, blocks, false));
+    return 0;
+  }
+
+  std::printf("# Raw: %.0f s of 10 ms S16LE 48 kHz mono per participant, 3 talking; least CPU of "
+              "%d runs\n\n",
+              seconds, repeat);
+  /* Each figure is the least of `repeat` runs: the run least disturbed by the rest of the
+   * machine. */
+  auto least = [&](auto fn) {
+    double best = 1e300;
+    for (int r = 0; r < repeat; r++)
+      best = std::min(best, fn());
+    return best;
+  };
+  const double feed64 = least([&] { return run_feeding(64, blocks); });
+  const double feed256 = least([&] { return run_feeding(256, blocks); });
+  const double mm64 = least([&] { return run_mixminus(64, blocks, false); });
+  const double mm256 = least([&] { return run_mixminus(256, blocks, false); });
+  const double am64 = least([&] { return run_audiomixer(64, blocks, false); });
+  std::printf("| pipeline | CPU s | CPU s less feeding | ratio (total) | ratio (less feeding) |\n"
+              "|---|---|---|---|---|\n");
+  std::printf("| 64 appsrc -> fakesink (feeding only) | %.3f | - | - | - |\n", feed64);
+  std::printf("| 256 appsrc -> fakesink (feeding only) | %.3f | - | - | - |\n", feed256);
+  std::printf("| mixminus, 64 participants, 64 outputs | %.3f | %.3f | 1.00 | 1.00 |\n", mm64,
+              mm64 - feed64);
+  std::printf("| audiomixer, 64 inputs, 1 output | %.3f | %.3f | %.2f | %.2f |\n", am64,
+              am64 - feed64, am64 / mm64, (am64 - feed64) / (mm64 - feed64));
+  std::printf("| mixminus, 256 participants, 256 outputs | %.3f | %.3f | %.2f | %.2f |\n\n",
+              mm256, mm256 - feed256, mm256 / mm64, (mm256 - feed256) / (mm64 - feed64));
+  std::printf("(audiomixer rows: ratio to mixminus-64, target >= 1; mixminus-256 row: ratio to "
+              "mixminus-64, linear = 4, target <= 4.5)\n\n");
+  if (raw_only)
+    return 0;
+
+  std::printf("# Opus: 100 participants, 32 kbit/s, complexity 5, 20 ms frames\n\n");
+  const double mmo = run_mixminus(100, blocks, true);
+  double naive_one = 0;
+  for (int k = 0; k < naive_chains; k++)
+    naive_one += run_audiomixer(99, blocks, true, k + 1);
+  naive_one /= naive_chains;
+  const double naive = naive_one * 100;
+  std::printf("| pipeline | CPU s | ratio |\n|---|---|---|\n");
+  std::printf("| mixminus, 100 Opus outputs (N+1 = 4 encodes a frame) | %.3f | 1.00 |\n", mmo);
+  std::printf("| naive: 100 x (audiomixer of 99 + opusenc), from %d chains measured | %.3f | %.1f "
+              "(naive / mixminus) |\n\n",
+              naive_chains, naive, naive / mmo);
+  std::printf("participants per core (Opus, real time): %.0f\n", 100.0 * seconds / mmo);
+  std::printf("participants per core (raw, real time, from the 256 run): %.0f\n",
+              256.0 * seconds / mm256);
+  return 0;
+}
