@@ -14,6 +14,12 @@ bool opus_rate_supported(int rate) {
   return rate == 8000 || rate == 12000 || rate == 16000 || rate == 24000 || rate == 48000;
 }
 
+int opus_packet_frames(const uint8_t *packet, size_t len, int rate) {
+  if (!packet || len == 0 || len > 1275 * 3 + 7)
+    return OPUS_INVALID_PACKET;
+  return opus_packet_get_nb_samples(packet, static_cast<opus_int32>(len), rate);
+}
+
 OpusEnc::~OpusEnc() {
   std::free(st_);
 }

@@ -36,6 +36,8 @@ struct OpusSettings {
 };
 
 bool opus_rate_supported(int rate);
+/* Frames a packet decodes to at `rate`, or a negative libopus error (bounds-checked). */
+int opus_packet_frames(const uint8_t *packet, size_t len, int rate);
 
 class OpusEnc {
 public:

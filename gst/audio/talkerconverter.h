@@ -30,6 +30,8 @@ struct TalkerStats {
   guint64 timeouts = 0; /* times the talker stalled longer than the timeout */
   gdouble level = -127.0;
   gboolean active = FALSE;
+  guint64 opus_decoded = 0; /* Opus input: packets decoded */
+  guint64 opus_skipped = 0; /* ... and not decoded, as nobody could hear them */
 };
 
 class TalkerConverter {

@@ -13,12 +13,14 @@
 #include "gstcostreammixer.h"
 
 #include "../audio/level.h"
+#include "../audio/opus.h"
 #include "../audio/talkerconverter.h"
 
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -80,6 +82,9 @@ enum {
 struct GstCostreamMixerPadPrivate {
   /* The pad's streaming thread only: */
   TalkerConverter converter;
+  std::unique_ptr<costream::OpusDec> opus; /* Opus input: decoded to F32 48 kHz first */
+  int opus_channels = 1;
+  bool opus_skipped = false; /* packets were skipped: reset the decoder before the next one */
   GstSegment segment;
   guint64 converter_generation = 0;
 
@@ -525,6 +530,65 @@ bool update_converter(GstCostreamMixer *self, GstCostreamMixerPad *pad, const Gs
 
 } // namespace
 
+/* Streaming thread: an Opus packet (taken) to F32 48 kHz audio with the packet's timestamps, or
+ * silence of its duration when the subclass says it cannot be heard. nullptr: unreadable. */
+static GstBuffer *decode_opus(GstCostreamMixer *self, GstCostreamMixerPad *pad, GstBuffer *buf,
+                              int meta_level) {
+  auto *pp = pad_priv(pad);
+  GstMapInfo map;
+  if (!gst_buffer_map(buf, &map, GST_MAP_READ)) {
+    gst_buffer_unref(buf);
+    return nullptr;
+  }
+  const int frames = costream::opus_packet_frames(map.data, map.size, 48000);
+  if (frames <= 0 || frames > 5760) {
+    GST_WARNING_OBJECT(pad, "dropped an unreadable Opus packet (%" G_GSIZE_FORMAT " bytes)",
+                       map.size);
+    gst_buffer_unmap(buf, &map);
+    gst_buffer_unref(buf);
+    return nullptr;
+  }
+  const gsize size = static_cast<gsize>(frames) * pp->opus_channels * sizeof(float);
+  GstBuffer *out = gst_buffer_new_allocate(nullptr, size, nullptr);
+  GstMapInfo omap;
+  gst_buffer_map(out, &omap, GST_MAP_WRITE);
+  auto *klass = GST_COSTREAM_MIXER_GET_CLASS(self);
+  const bool skip = meta_level >= 0 && klass->skip_decode &&
+                    klass->skip_decode(self, pad, -static_cast<double>(meta_level));
+  int decoded = frames;
+  if (skip) {
+    memset(omap.data, 0, size);
+    pp->opus_skipped = true;
+  } else {
+    if (pp->opus_skipped) {
+      pp->opus->reset(); /* its state is from before the skipped packets */
+      pp->opus_skipped = false;
+    }
+    decoded = pp->opus->decode(map.data, map.size, reinterpret_cast<float *>(omap.data), frames);
+  }
+  gst_buffer_unmap(out, &omap);
+  gst_buffer_unmap(buf, &map);
+  if (decoded != frames) {
+    GST_WARNING_OBJECT(pad, "dropped an Opus packet that did not decode (%d)", decoded);
+    gst_buffer_unref(out);
+    gst_buffer_unref(buf);
+    return nullptr;
+  }
+  gst_buffer_copy_into(
+      out, buf, static_cast<GstBufferCopyFlags>(GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS),
+      0, static_cast<gsize>(-1));
+  GST_BUFFER_DURATION(out) = gst_util_uint64_scale_round(frames, GST_SECOND, 48000);
+  gst_buffer_unref(buf);
+  {
+    Lock lk(mixer_priv(self)->lock);
+    if (skip)
+      pp->stats.opus_skipped++;
+    else
+      pp->stats.opus_decoded++;
+  }
+  return out;
+}
+
 static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) {
   auto *self = GST_COSTREAM_MIXER(parent);
   auto *mpad = GST_COSTREAM_MIXER_PAD(pad);
@@ -552,6 +616,16 @@ static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *paren
   int meta_level = -1;
   if (GstAudioLevelMeta *meta = gst_buffer_get_audio_level_meta(buf))
     meta_level = std::min<int>(meta->level, 127);
+  if (pp->opus) {
+    buf = decode_opus(self, mpad, buf, meta_level);
+    if (!buf) {
+      Lock lk(mixer_priv(self)->lock);
+      pp->stats.buffers++;
+      pp->stats.bytes += bytes;
+      pp->stats.dropped++;
+      return GST_FLOW_OK;
+    }
+  }
   TalkerConverter::Converted c;
   if (!pp->converter.convert(buf, &pp->segment, &c)) {
     Lock lk(mixer_priv(self)->lock);
@@ -599,7 +673,38 @@ static gboolean gst_costream_mixer_sink_event(GstPad *pad, GstObject *parent, Gs
     GstCaps *caps;
     gst_event_parse_caps(event, &caps);
     std::string why;
-    if (!pp->converter.set_input_caps(caps, &why)) {
+    GstCaps *raw = nullptr;
+    GstStructure *st = gst_caps_get_structure(caps, 0);
+    if (st && gst_structure_has_name(st, "audio/x-opus")) {
+      /* Opus in: decoded here to F32 48 kHz, which the converter then takes as input. */
+      gint channels = 1, family = 0;
+      gst_structure_get_int(st, "channels", &channels);
+      gst_structure_get_int(st, "channel-mapping-family", &family);
+      if (family != 0 || channels < 1 || channels > 2) {
+        post_negotiation_error(self, pad, "Opus with more than two channels", caps);
+        gst_event_unref(event);
+        return FALSE;
+      }
+      if (!pp->opus || pp->opus_channels != channels) {
+        pp->opus = std::make_unique<costream::OpusDec>();
+        if (!pp->opus->init(48000, channels, &why)) {
+          pp->opus.reset();
+          post_negotiation_error(self, pad, "no Opus decoder: " + why, caps);
+          gst_event_unref(event);
+          return FALSE;
+        }
+        pp->opus_channels = channels;
+      }
+      raw = gst_caps_new_simple("audio/x-raw", "format", G_TYPE_STRING, "F32LE", "rate", G_TYPE_INT,
+                                48000, "channels", G_TYPE_INT, channels, "layout", G_TYPE_STRING,
+                                "interleaved", nullptr);
+    } else {
+      pp->opus.reset();
+    }
+    const bool ok = pp->converter.set_input_caps(raw ? raw : caps, &why);
+    if (raw)
+      gst_caps_unref(raw);
+    if (!ok) {
       post_negotiation_error(self, pad, why, caps);
       gst_event_unref(event);
       return FALSE;
@@ -663,6 +768,8 @@ static gboolean gst_costream_mixer_sink_event(GstPad *pad, GstObject *parent, Gs
       wake_output(self, nullptr);
     }
     pp->converter.reset();
+    if (pp->opus)
+      pp->opus->reset();
     gst_event_unref(event);
     return TRUE;
   }
@@ -706,7 +813,12 @@ static gboolean gst_costream_mixer_sink_query(GstPad *pad, GstObject *parent, Gs
     GstCaps *caps;
     gst_query_parse_accept_caps(query, &caps);
     GstAudioInfo info;
-    gst_query_set_accept_caps_result(query, gst_audio_info_from_caps(&info, caps));
+    GstCaps *tmpl = gst_pad_get_pad_template_caps(pad);
+    const bool opus = gst_caps_is_fixed(caps) &&
+                      gst_structure_has_name(gst_caps_get_structure(caps, 0), "audio/x-opus") &&
+                      gst_caps_can_intersect(caps, tmpl);
+    gst_caps_unref(tmpl);
+    gst_query_set_accept_caps_result(query, opus || gst_audio_info_from_caps(&info, caps));
     return TRUE;
   }
   case GST_QUERY_ALLOCATION:
@@ -1533,12 +1645,13 @@ GstStructure *gst_costream_mixer_pad_stats(GstCostreamMixerPad *p) {
   const double volume = pp->volume;
   const gboolean mute = pp->mute;
   GST_OBJECT_UNLOCK(p);
-  return gst_structure_new("talker", "pad", G_TYPE_STRING, GST_PAD_NAME(p), "bytes", G_TYPE_UINT64,
-                           st.bytes, "buffers", G_TYPE_UINT64, st.buffers, "dropped", G_TYPE_UINT64,
-                           st.dropped, "late", G_TYPE_UINT64, st.late, "late-frames", G_TYPE_UINT64,
-                           st.late_frames, "timeouts", G_TYPE_UINT64, st.timeouts, "level",
-                           G_TYPE_DOUBLE, st.level, "active", G_TYPE_BOOLEAN, st.active, "volume",
-                           G_TYPE_DOUBLE, volume, "mute", G_TYPE_BOOLEAN, mute, nullptr);
+  return gst_structure_new(
+      "talker", "pad", G_TYPE_STRING, GST_PAD_NAME(p), "bytes", G_TYPE_UINT64, st.bytes, "buffers",
+      G_TYPE_UINT64, st.buffers, "dropped", G_TYPE_UINT64, st.dropped, "late", G_TYPE_UINT64,
+      st.late, "late-frames", G_TYPE_UINT64, st.late_frames, "timeouts", G_TYPE_UINT64, st.timeouts,
+      "level", G_TYPE_DOUBLE, st.level, "active", G_TYPE_BOOLEAN, st.active, "opus-decoded",
+      G_TYPE_UINT64, st.opus_decoded, "opus-skipped", G_TYPE_UINT64, st.opus_skipped, "volume",
+      G_TYPE_DOUBLE, volume, "mute", G_TYPE_BOOLEAN, mute, nullptr);
 }
 
 guint gst_costream_mixer_pads_stats(GstCostreamMixer *self, GValue *array, guint *active) {

@@ -82,8 +82,12 @@ struct _GstCostreamMixerClass {
   void (*pad_removed)(GstCostreamMixer *self, GstCostreamMixerPad *pad);
   /* The stream starts over (READY->PAUSED, flushing seek): forget per-stream state. */
   void (*reset)(GstCostreamMixer *self);
+  /* A talker's streaming thread, Opus input with a GstAudioLevelMeta (`level_dbov`): TRUE when
+   * the packet need not be decoded because the talker cannot be heard (it is queued as silence,
+   * its level still counts). NULL: always decode. */
+  gboolean (*skip_decode)(GstCostreamMixer *self, GstCostreamMixerPad *pad, double level_dbov);
 
-  gpointer _reserved[8];
+  gpointer _reserved[7];
 };
 
 /* ---- for subclasses ------------------------------------------------------------------------ */
@@ -93,6 +97,9 @@ struct _GstCostreamMixerClass {
 #define COSTREAM_MIXER_CAPS                                                                        \
   "audio/x-raw, format = (string) " COSTREAM_MIXER_FORMATS ", rate = (int) [ 8000, 48000 ], "      \
   "channels = (int) [ 1, 2 ], layout = (string) interleaved"
+
+/* Talker input that may also be Opus (decoded inside, in the talker's thread). */
+#define COSTREAM_MIXER_OPUS_INPUT_CAPS "audio/x-opus, channel-mapping-family = (int) 0"
 
 /* Sets the caps on `pad` (after a stream-start it gets if it has none). */
 gboolean gst_costream_mixer_push_caps(GstCostreamMixer *self, GstPad *pad, GstCaps *caps);

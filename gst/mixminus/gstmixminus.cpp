@@ -15,12 +15,21 @@
  *
  * Levels are smoothed dBov with RFC 6464 meaning, taken from the buffers' GstAudioLevelMeta when
  * present (`rtphdrextclientaudiolevel` writes it from the RTP header extension) or computed from
- * the samples. A participant below `speech-threshold` does not take a slot. A free slot is taken
- * at once; when all are taken, a challenger replaces the quietest holder only after being louder
- * by `switch-threshold` dB for `switch-hold` ms, and a holder silent for `slot-timeout` ms gives
- * its slot up. Every change posts a `mixminus-pin` or `mixminus-unpin` element message (fields
- * `slot`, `pad` (the sink pad), `pad-name`, `running-time` of the first block the change applies
- * to, or NONE when the participant left); pads expose `slot`, `speaking` and `level`.
+ * the samples. Participants may send raw audio or Opus (`audio/x-opus`, decoded inside); with
+ * level metas on Opus input, only what can be heard is decoded (slot holders and participants
+ * speaking loud enough to challenge). A participant below `speech-threshold` does not take a slot.
+ * A free slot is taken at once; when all are taken, a challenger replaces the quietest holder only
+ * after being louder by `switch-threshold` dB for `switch-hold` ms, and a holder silent for
+ * `slot-timeout` ms gives its slot up. Every change posts a `mixminus-pin` or `mixminus-unpin`
+ * element message (fields `slot`, `pad` (the sink pad), `pad-name`, `running-time` of the first
+ * block the change applies to, or NONE when the participant left); pads expose `slot`, `speaking`
+ * and `level`.
+ *
+ * A return feed whose peer takes `audio/x-opus` and not raw audio (e.g. `rtpopuspay`) is encoded
+ * inside with libopus: one encoder for the common mix, shared by every listener without a slot,
+ * plus one per slot holder (`bitrate`, `complexity`, `frame-duration`, `inband-fec`, `dtx`). A
+ * listener moving into a slot continues from a copy of the shared encoder's state and one
+ * leaving it is handed over after 200 ms, so their decoder hears no seam.
  *
  * The work per block is O(participants + speakers): the holders are summed once, a holder's
  * output is that sum minus their own block, and every other participant's src pad receives the
@@ -102,7 +111,8 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
 static GstStaticCaps raw_caps = GST_STATIC_CAPS(COSTREAM_MIXER_CAPS);
 static GstStaticCaps opus_caps = GST_STATIC_CAPS(OPUS_CAPS);
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
-    "sink_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS(COSTREAM_MIXER_CAPS));
+    "sink_%u", GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS(COSTREAM_MIXER_CAPS "; " COSTREAM_MIXER_OPUS_INPUT_CAPS));
 
 /* ------------------------------------------------------------------------------------------ */
 /* Pad                                                                                          */
@@ -815,6 +825,22 @@ static void gst_mix_minus_pad_removed(GstCostreamMixer *mixer, GstCostreamMixerP
   }
 }
 
+/* A talker's streaming thread: an Opus packet whose RFC 6464 level says the participant is not
+ * speaking, from a participant without a slot, is not decoded (nobody could hear it). Slot
+ * holders and speaking challengers are. */
+static gboolean gst_mix_minus_skip_decode(GstCostreamMixer *mixer, GstCostreamMixerPad *pad,
+                                          double level_dbov) {
+  auto *self = GST_MIX_MINUS(mixer);
+  GST_OBJECT_LOCK(self);
+  const double threshold = self->priv->config.speech_threshold;
+  const bool everyone = self->priv->config.max_speakers == 0;
+  GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_LOCK(pad);
+  const gint slot = GST_MIX_MINUS_PAD(pad)->slot;
+  GST_OBJECT_UNLOCK(pad);
+  return !everyone && slot < 0 && level_dbov < threshold;
+}
+
 static void gst_mix_minus_reset(GstCostreamMixer *mixer) {
   auto *self = GST_MIX_MINUS(mixer);
   std::vector<SlotEvent> events;
@@ -983,6 +1009,7 @@ static void gst_mix_minus_class_init(GstMixMinusClass *klass) {
   mixer_class->pad_added = GST_DEBUG_FUNCPTR(gst_mix_minus_pad_added);
   mixer_class->pad_removed = GST_DEBUG_FUNCPTR(gst_mix_minus_pad_removed);
   mixer_class->reset = GST_DEBUG_FUNCPTR(gst_mix_minus_reset);
+  mixer_class->skip_decode = GST_DEBUG_FUNCPTR(gst_mix_minus_skip_decode);
 
   const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
                                            G_PARAM_STATIC_STRINGS);

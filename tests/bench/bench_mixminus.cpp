@@ -176,7 +176,10 @@ int main(int argc, char **argv) {
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc)
       only = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--seconds S] [--naive-chains K] [--repeat R] [--raw-only] [--only P]\n", argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--seconds S] [--naive-chains K] [--repeat R] [--raw-only] [--only P]\n",
+          argv[0]);
       return 2;
     }
   }
@@ -218,8 +221,8 @@ int main(int argc, char **argv) {
               mm64 - feed64);
   std::printf("| audiomixer, 64 inputs, 1 output | %.3f | %.3f | %.2f | %.2f |\n", am64,
               am64 - feed64, am64 / mm64, (am64 - feed64) / (mm64 - feed64));
-  std::printf("| mixminus, 256 participants, 256 outputs | %.3f | %.3f | %.2f | %.2f |\n\n",
-              mm256, mm256 - feed256, mm256 / mm64, (mm256 - feed256) / (mm64 - feed64));
+  std::printf("| mixminus, 256 participants, 256 outputs | %.3f | %.3f | %.2f | %.2f |\n\n", mm256,
+              mm256 - feed256, mm256 / mm64, (mm256 - feed256) / (mm64 - feed64));
   std::printf("(audiomixer rows: ratio to mixminus-64, target >= 1; mixminus-256 row: ratio to "
               "mixminus-64, linear = 4, target <= 4.5)\n\n");
   if (raw_only)

@@ -99,8 +99,8 @@ std::vector<double> levels(std::vector<double> x, int rate, std::vector<bool> *a
   meter.configure();
   std::vector<double> out;
   for (size_t b = 0, k = 0; b + block <= f.size(); b += block, k++) {
-    out.push_back(meter.update(costream::block_power(&f[b], block, costream::SampleFormat::F32),
-                               10.0));
+    out.push_back(
+        meter.update(costream::block_power(&f[b], block, costream::SampleFormat::F32), 10.0));
     active->push_back(bp[k] > peak * 1e-3);
   }
   return out;
@@ -156,8 +156,8 @@ int main(int argc, char **argv) {
       size_t after = 0;
       while (last + after < l.size() && l[last + after] >= th)
         after++;
-      std::printf("| %.0f | %.1f %% | %zu ms | %zu ms |\n", th,
-                  100.0 * below / (last - first + 1), longest * 10, after * 10);
+      std::printf("| %.0f | %.1f %% | %zu ms | %zu ms |\n", th, 100.0 * below / (last - first + 1),
+                  longest * 10, after * 10);
     }
     std::printf("\n");
   }

@@ -654,3 +654,97 @@ TEST_CASE("Opus feeds: a listener taking and leaving a slot decodes without a se
                          << 1000.0 * worst_at / kRate << " ms");
   CHECK(worst > 20.0);
 }
+
+/* ---- Opus input ------------------------------------------------------------------------- */
+
+TEST_CASE("Opus input is decoded inside", "[mixminus][opus]") {
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(
+      "mixminus name=mm "
+      "audiotestsrc num-buffers=100 freq=440 volume=0.4 ! opusenc bitrate=64000 ! mm.sink_0 "
+      "audiotestsrc num-buffers=100 freq=660 volume=0.3 ! mm.sink_1 "
+      "mm.src_0 ! queue ! appsink name=out0 sync=false "
+      "mm.src_1 ! queue ! appsink name=out1 sync=false",
+      &err);
+  REQUIRE(err == nullptr);
+  GstElement *out0 = gst_bin_get_by_name(GST_BIN(pipeline), "out0");
+  GstElement *out1 = gst_bin_get_by_name(GST_BIN(pipeline), "out1");
+  REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  Collected c0, c1;
+  pull_all(out0, c0);
+  pull_all(out1, c1);
+  CHECK(wait_eos_or_error(pipeline).empty());
+  auto x1 = c1.channel(0, 1); /* participant 1 hears participant 0's Opus, decoded */
+  REQUIRE(x1.size() >= 38400);
+  CHECK(testsig::amplitude_at(&x1[9600], 28800, 440, kRate) == Approx(0.4).margin(0.02));
+  CHECK(testsig::amplitude_at(&x1[9600], 28800, 660, kRate) == Approx(0.0).margin(0.002));
+  auto x0 = c0.channel(0, 1);
+  CHECK(testsig::amplitude_at(&x0[9600], 28800, 660, kRate) == Approx(0.3).margin(0.005));
+  CHECK(testsig::amplitude_at(&x0[9600], 28800, 440, kRate) == Approx(0.0).margin(0.002));
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(out0);
+  gst_object_unref(out1);
+  gst_object_unref(pipeline);
+}
+
+TEST_CASE("Opus input with RFC 6464 levels: only what can be heard is decoded",
+          "[mixminus][opus]") {
+  /* Participants 0 and 1 talk (their metas say -20 dBov), 2 and 3 are silent (-127 dBov): the
+   * silent ones' packets are never decoded, the talkers' always. */
+  Room room(0, "max-speakers=3");
+  for (int i = 0; i < 4; i++) {
+    room.add();
+    GstCaps *caps = gst_caps_from_string(
+        "audio/x-opus,channel-mapping-family=0,channels=1,rate=48000,stream-count=1,"
+        "coupled-count=0");
+    g_object_set(room.srcs.back(), "caps", caps, nullptr);
+    gst_caps_unref(caps);
+  }
+  const int packets = 50; /* 1 s of 20 ms packets */
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  const double freq[4] = {300, 500, 700, 900};
+  for (int who = 0; who < 4; who++) {
+    costream::OpusEnc enc;
+    costream::OpusSettings s;
+    s.bitrate = 64000;
+    REQUIRE(enc.init(s));
+    const bool talks = who < 2;
+    auto pcm = tone_s16(freq[who], talks ? 0.2 : 0.0005, packets * 960);
+    uint8_t pkt[1500];
+    for (int p = 0; p < packets; p++) {
+      const int n = enc.encode(&pcm[p * 960], costream::SampleFormat::S16, 960, pkt, sizeof(pkt));
+      REQUIRE(n > 0);
+      GstBuffer *b = gst_buffer_new_memdup(pkt, n);
+      GST_BUFFER_PTS(b) = p * 20 * GST_MSECOND;
+      GST_BUFFER_DURATION(b) = 20 * GST_MSECOND;
+      gst_buffer_add_audio_level_meta(b, talks ? 20 : 127, talks);
+      REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(room.srcs[who]), b) == GST_FLOW_OK);
+    }
+    gst_app_src_end_of_stream(GST_APP_SRC(room.srcs[who]));
+  }
+  std::vector<Collected> out(4);
+  for (int i = 0; i < 4; i++)
+    pull_all(room.sinks[i], out[i]);
+  CHECK(wait_eos_or_error(room.pipeline).empty());
+
+  GstStructure *stats = nullptr;
+  g_object_get(room.mm, "stats", &stats, nullptr);
+  const GValue *pads = gst_structure_get_value(stats, "pads");
+  REQUIRE(gst_value_array_get_size(pads) == 4);
+  for (guint i = 0; i < 4; i++) {
+    const GstStructure *ps = gst_value_get_structure(gst_value_array_get_value(pads, i));
+    guint64 decoded = 99, skipped = 99;
+    gst_structure_get_uint64(ps, "opus-decoded", &decoded);
+    gst_structure_get_uint64(ps, "opus-skipped", &skipped);
+    INFO("pad " << gst_structure_get_string(ps, "pad"));
+    CHECK(decoded == (i < 2 ? packets : 0));
+    CHECK(skipped == (i < 2 ? 0 : packets));
+  }
+  gst_structure_free(stats);
+  /* and what is heard is right: participant 2 hears 0 and 1 */
+  auto x = out[2].channel(0, 1);
+  REQUIRE(x.size() >= 38400);
+  CHECK(testsig::amplitude_at(&x[9600], 28800, 300, kRate) == Approx(0.2).margin(0.015));
+  CHECK(testsig::amplitude_at(&x[9600], 28800, 500, kRate) == Approx(0.2).margin(0.015));
+  CHECK(pad_slot(room.sinkpads[2]) == -1);
+}
