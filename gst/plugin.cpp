@@ -9,6 +9,7 @@
 
 #include "backchannelmixer/gstbackchannelmixer.h"
 #include "mixminus/gstmixminus.h"
+#include "rtmp/gstrtmpserversrc.h"
 
 #include <gst/gst.h>
 
@@ -16,6 +17,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER(backchannelmixer, plugin);
   ret |= GST_ELEMENT_REGISTER(mixminus, plugin);
+  ret |= GST_ELEMENT_REGISTER(rtmpserversrc, plugin);
   return ret;
 }
 

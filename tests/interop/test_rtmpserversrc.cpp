@@ -1,0 +1,295 @@
+/* costream tests
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * rtmpserversrc against real RTMP clients nobody here wrote: ffmpeg's (`-c copy -f flv
+ * rtmp://...`) and GStreamer's rtmp2sink. Every audio and video tag must arrive byte-identical to
+ * the source file's; wrong keys are refused; publishing again after a refusal or a disconnect
+ * works; a flood of half-open connections does not lock a publisher out. Loopback only, every
+ * wait bounded.
+ */
+#include "helpers.h"
+#include "rtmp/flv.h"
+
+#include <gio/gio.h>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+using namespace testgst;
+
+namespace {
+
+std::string tmpdir() {
+  static std::string dir;
+  if (dir.empty()) {
+    gchar *d = g_dir_make_tmp("costream-rtmp-XXXXXX", nullptr);
+    REQUIRE(d != nullptr);
+    dir = d;
+    g_free(d);
+  }
+  return dir;
+}
+
+int run(const std::vector<std::string> &args, std::string *err_out = nullptr) {
+  std::vector<char *> argv;
+  for (auto &a : args)
+    argv.push_back(const_cast<char *>(a.c_str()));
+  argv.push_back(nullptr);
+  gchar *err = nullptr;
+  gint status = -1;
+  GError *e = nullptr;
+  if (!g_spawn_sync(nullptr, argv.data(), nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr,
+                    &err, &status, &e)) {
+    if (err_out)
+      *err_out = e->message;
+    g_error_free(e);
+    return -1;
+  }
+  if (err_out && err)
+    *err_out = err;
+  g_free(err);
+  return g_spawn_check_wait_status(status, nullptr) ? 0 : 1;
+}
+
+/* A 3 s test file: H.264 (no B-frames) + AAC, made once by ffmpeg. */
+const std::string &test_flv() {
+  static std::string path;
+  if (path.empty()) {
+    path = tmpdir() + "/test.flv";
+    std::string err;
+    REQUIRE(run({"timeout",
+                 "60",
+                 "ffmpeg",
+                 "-hide_banner",
+                 "-loglevel",
+                 "error",
+                 "-y",
+                 "-f",
+                 "lavfi",
+                 "-i",
+                 "testsrc=size=320x240:rate=25:duration=3",
+                 "-f",
+                 "lavfi",
+                 "-i",
+                 "sine=frequency=440:sample_rate=48000:duration=3",
+                 "-c:v",
+                 "libx264",
+                 "-preset",
+                 "ultrafast",
+                 "-g",
+                 "25",
+                 "-bf",
+                 "0",
+                 "-pix_fmt",
+                 "yuv420p",
+                 "-c:a",
+                 "aac",
+                 "-b:a",
+                 "128k",
+                 "-shortest",
+                 path},
+                &err) == 0);
+  }
+  return path;
+}
+
+std::vector<costream::flv::Tag> media_tags(const std::vector<uint8_t> &bytes) {
+  costream::flv::TagReader r;
+  std::vector<costream::flv::Tag> tags, media;
+  std::string why;
+  REQUIRE(r.feed(bytes.data(), bytes.size(), &tags, &why));
+  for (auto &t : tags)
+    if (t.type != costream::flv::kScript)
+      media.push_back(std::move(t));
+  return media;
+}
+
+std::vector<uint8_t> file_bytes(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)),
+                              std::istreambuf_iterator<char>());
+}
+
+struct Server {
+  GstElement *pipeline, *src, *sink;
+  guint port = 0;
+  explicit Server(const char *props) {
+    GError *err = nullptr;
+    std::string desc = std::string("rtmpserversrc name=src port=0 ") + props +
+                       " ! appsink name=out sync=false max-buffers=0";
+    pipeline = gst_parse_launch(desc.c_str(), &err);
+    REQUIRE(err == nullptr);
+    src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+    sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+    REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    g_object_get(src, "bound-port", &port, nullptr);
+    REQUIRE(port > 0);
+  }
+  std::string url(const char *key) const {
+    return "rtmp://127.0.0.1:" + std::to_string(port) + "/live/" + key;
+  }
+  /* Everything received so far (waits until `quiet` passes without data, bounded). */
+  std::vector<uint8_t> drain(Collected *keep = nullptr, GstClockTime quiet = GST_SECOND) {
+    std::vector<uint8_t> out;
+    while (GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), quiet)) {
+      GstBuffer *b = gst_sample_get_buffer(s);
+      GstMapInfo m;
+      gst_buffer_map(b, &m, GST_MAP_READ);
+      out.insert(out.end(), m.data, m.data + m.size);
+      gst_buffer_unmap(b, &m);
+      if (keep)
+        keep->buffers.push_back(gst_buffer_ref(b));
+      gst_sample_unref(s);
+    }
+    return out;
+  }
+  guint64 stat(const char *field) {
+    GstStructure *s = nullptr;
+    g_object_get(src, "stats", &s, nullptr);
+    guint64 v = 0;
+    gst_structure_get_uint64(s, field, &v);
+    gst_structure_free(s);
+    return v;
+  }
+  ~Server() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(src);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+  }
+};
+
+int ffmpeg_publish(const std::string &url) {
+  return run({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-i", test_flv(),
+              "-c", "copy", "-f", "flv", url});
+}
+
+void check_identical(const std::vector<costream::flv::Tag> &got,
+                     const std::vector<costream::flv::Tag> &want) {
+  REQUIRE(got.size() == want.size());
+  size_t audio = 0, frames = 0, mismatches = 0;
+  for (size_t i = 0; i < want.size(); i++) {
+    audio += want[i].type == costream::flv::kAudio;
+    frames += costream::flv::avc_packet_type(want[i].data) == 1;
+    mismatches += got[i].type != want[i].type || got[i].data != want[i].data;
+  }
+  CHECK(mismatches == 0);
+  CHECK(audio > 100);  /* 3 s of AAC: ~141 frames */
+  CHECK(frames == 75); /* 3 s at 25 fps */
+}
+
+} // namespace
+
+TEST_CASE("ffmpeg publishes: every audio and video tag arrives byte-identical", "[rtmp][interop]") {
+  const auto want = media_tags(file_bytes(test_flv()));
+  Server s("stream-key=k3y");
+  REQUIRE(ffmpeg_publish(s.url("k3y?token=abc")) == 0);
+  Collected bufs;
+  auto got_bytes = s.drain(&bufs);
+  check_identical(media_tags(got_bytes), want);
+  /* timestamps: running time, never going back */
+  GstClockTime last = 0;
+  for (auto *b : bufs.buffers) {
+    REQUIRE(GST_BUFFER_PTS_IS_VALID(b));
+    CHECK(GST_BUFFER_PTS(b) + 200 * GST_MSECOND >= last); /* audio/video interleave */
+    last = std::max(last, GST_BUFFER_PTS(b));
+  }
+  CHECK(s.stat("publishes") == 1);
+}
+
+TEST_CASE("rtmp2sink publishes: every tag arrives byte-identical", "[rtmp][interop]") {
+  const auto want = media_tags(file_bytes(test_flv()));
+  Server s("");
+  GError *err = nullptr;
+  /* rtmp2sink takes one FLV tag per buffer (as flvmux gives them): the file's tags, as they are */
+  std::string desc =
+      "appsrc name=in caps=video/x-flv format=time ! rtmp2sink location=" + s.url("any");
+  GstElement *pub = gst_parse_launch(desc.c_str(), &err);
+  REQUIRE(err == nullptr);
+  GstElement *in = gst_bin_get_by_name(GST_BIN(pub), "in");
+  REQUIRE(gst_element_set_state(pub, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  {
+    std::vector<uint8_t> header;
+    costream::flv::write_header(true, true, &header);
+    GstBuffer *hb = gst_buffer_new_memdup(header.data(), header.size());
+    GST_BUFFER_FLAG_SET(hb, GST_BUFFER_FLAG_HEADER);
+    REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(in), hb) == GST_FLOW_OK);
+    costream::flv::TagReader r;
+    std::vector<costream::flv::Tag> tags;
+    std::string why;
+    auto bytes = file_bytes(test_flv());
+    REQUIRE(r.feed(bytes.data(), bytes.size(), &tags, &why));
+    for (auto &t : tags) {
+      std::vector<uint8_t> one;
+      costream::flv::write_tag(t.type, t.timestamp, t.data.data(), t.data.size(), &one);
+      GstBuffer *b = gst_buffer_new_memdup(one.data(), one.size());
+      GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = t.timestamp * GST_MSECOND;
+      REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(in), b) == GST_FLOW_OK);
+    }
+    gst_app_src_end_of_stream(GST_APP_SRC(in));
+  }
+  gst_object_unref(in);
+  CHECK(wait_eos_or_error(pub, 30 * GST_SECOND).empty());
+  gst_element_set_state(pub, GST_STATE_NULL);
+  gst_object_unref(pub);
+  check_identical(media_tags(s.drain()), want);
+}
+
+TEST_CASE("A wrong key is refused; the right one works after it", "[rtmp][interop]") {
+  const auto want = media_tags(file_bytes(test_flv()));
+  Server s("stream-key=right");
+  CHECK(ffmpeg_publish(s.url("wrong")) != 0);
+  CHECK(media_tags(s.drain(nullptr, GST_SECOND / 2)).empty());
+  CHECK(s.stat("refused") == 1);
+  REQUIRE(ffmpeg_publish(s.url("right")) == 0);
+  check_identical(media_tags(s.drain()), want);
+}
+
+TEST_CASE("A publisher that leaves and comes back continues the timeline", "[rtmp][interop]") {
+  const auto want = media_tags(file_bytes(test_flv()));
+  Server s("");
+  REQUIRE(ffmpeg_publish(s.url("a")) == 0);
+  Collected first;
+  auto b1 = s.drain(&first);
+  REQUIRE(ffmpeg_publish(s.url("a")) == 0);
+  Collected second;
+  auto b2 = s.drain(&second);
+  /* no second FLV header: the second publish's tags continue the stream */
+  auto all = b1;
+  all.insert(all.end(), b2.begin(), b2.end());
+  auto tags = media_tags(all);
+  REQUIRE(tags.size() == 2 * want.size());
+  REQUIRE(!second.buffers.empty());
+  CHECK(GST_BUFFER_FLAG_IS_SET(second.buffers[0], GST_BUFFER_FLAG_DISCONT));
+  GstClockTime end1 = 0;
+  for (auto *b : first.buffers)
+    end1 = std::max(end1, GST_BUFFER_PTS(b));
+  CHECK(GST_BUFFER_PTS(second.buffers[0]) >= end1);
+  CHECK(s.stat("publishes") == 2);
+}
+
+TEST_CASE("A flood of half-open connections does not lock a publisher out", "[rtmp][interop]") {
+  const auto want = media_tags(file_bytes(test_flv()));
+  Server s("max-pending-connections=8 handshake-timeout=3000");
+  std::vector<GSocketConnection *> idle;
+  GSocketClient *client = g_socket_client_new();
+  for (int i = 0; i < 64; i++) {
+    GSocketConnection *c =
+        g_socket_client_connect_to_host(client, "127.0.0.1", s.port, nullptr, nullptr);
+    REQUIRE(c != nullptr);
+    if (i % 2) { /* half of them start a handshake and stop */
+      const char c0 = 3;
+      g_output_stream_write(g_io_stream_get_output_stream(G_IO_STREAM(c)), &c0, 1, nullptr,
+                            nullptr);
+    }
+    idle.push_back(c);
+  }
+  REQUIRE(ffmpeg_publish(s.url("k")) == 0);
+  check_identical(media_tags(s.drain()), want);
+  for (auto *c : idle)
+    g_object_unref(c);
+  g_object_unref(client);
+}
