@@ -293,3 +293,66 @@ TEST_CASE("A flood of half-open connections does not lock a publisher out", "[rt
     g_object_unref(c);
   g_object_unref(client);
 }
+
+namespace {
+
+/* Reads until the server closes the connection (true) or `timeout_ms` passes (false). */
+bool closed_by_server(GSocketConnection *c, int timeout_ms) {
+  GSocket *s = g_socket_connection_get_socket(c);
+  g_socket_set_timeout(s, 1);
+  const gint64 end = g_get_monotonic_time() + timeout_ms * 1000;
+  char buf[65536];
+  while (g_get_monotonic_time() < end) {
+    GError *err = nullptr;
+    const gssize n = g_socket_receive(s, buf, sizeof(buf), nullptr, &err);
+    if (n == 0)
+      return true;
+    if (n < 0) {
+      const bool timed_out = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+      g_error_free(err);
+      if (!timed_out)
+        return true; /* reset */
+    }
+  }
+  return false;
+}
+
+} // namespace
+
+TEST_CASE("A hostile session is dropped and the element keeps serving", "[rtmp][interop]") {
+  const auto want = media_tags(file_bytes(test_flv()));
+  Server s("handshake-timeout=800");
+  GSocketClient *client = g_socket_client_new();
+  /* 1: a valid handshake, then a chunk announcing a 200 MB message */
+  GSocketConnection *c = g_socket_client_connect_to_host(client, "127.0.0.1", s.port, nullptr, nullptr);
+  REQUIRE(c != nullptr);
+  std::vector<uint8_t> bytes;
+  bytes.reserve(1 + 2 * 1536 + 12);
+  bytes.push_back(3);
+  bytes.resize(1 + 2 * 1536, 0);
+  for (uint8_t b : {0x04, 0, 0, 0, 0x0b, 0xeb, 0xc2, 0x09, 1, 0, 0, 0})
+    bytes.push_back(b);
+  GOutputStream *os = g_io_stream_get_output_stream(G_IO_STREAM(c));
+  REQUIRE(g_output_stream_write_all(os, bytes.data(), bytes.size(), nullptr, nullptr, nullptr));
+  CHECK(closed_by_server(c, 5000));
+  g_object_unref(c);
+  /* 2: garbage instead of a handshake */
+  c = g_socket_client_connect_to_host(client, "127.0.0.1", s.port, nullptr, nullptr);
+  REQUIRE(c != nullptr);
+  std::vector<uint8_t> junk(4000, 0x7f);
+  os = g_io_stream_get_output_stream(G_IO_STREAM(c));
+  g_output_stream_write_all(os, junk.data(), junk.size(), nullptr, nullptr, nullptr);
+  CHECK(closed_by_server(c, 5000));
+  g_object_unref(c);
+  /* 3: silence: closed after the handshake timeout */
+  c = g_socket_client_connect_to_host(client, "127.0.0.1", s.port, nullptr, nullptr);
+  REQUIRE(c != nullptr);
+  const gint64 t0 = g_get_monotonic_time();
+  CHECK(closed_by_server(c, 5000));
+  CHECK(g_get_monotonic_time() - t0 >= 700 * 1000);
+  g_object_unref(c);
+  g_object_unref(client);
+  /* and a real publisher still gets through */
+  REQUIRE(ffmpeg_publish(s.url("k")) == 0);
+  check_identical(media_tags(s.drain()), want);
+}
