@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <fstream>
 #include <thread>
 
@@ -324,7 +325,8 @@ TEST_CASE("A hostile session is dropped and the element keeps serving", "[rtmp][
   Server s("handshake-timeout=800");
   GSocketClient *client = g_socket_client_new();
   /* 1: a valid handshake, then a chunk announcing a 200 MB message */
-  GSocketConnection *c = g_socket_client_connect_to_host(client, "127.0.0.1", s.port, nullptr, nullptr);
+  GSocketConnection *c =
+      g_socket_client_connect_to_host(client, "127.0.0.1", s.port, nullptr, nullptr);
   REQUIRE(c != nullptr);
   std::vector<uint8_t> bytes;
   bytes.reserve(1 + 2 * 1536 + 12);
@@ -355,4 +357,128 @@ TEST_CASE("A hostile session is dropped and the element keeps serving", "[rtmp][
   /* and a real publisher still gets through */
   REQUIRE(ffmpeg_publish(s.url("k")) == 0);
   check_identical(media_tags(s.drain()), want);
+}
+
+namespace {
+
+/* Element messages and warnings posted by the server, recorded as they are posted. */
+struct BusLog {
+  std::mutex lock;
+  std::vector<GstStructure *> elements;
+  std::vector<std::string> warnings;
+  static GstBusSyncReply handler(GstBus *, GstMessage *m, gpointer data) {
+    auto *log = static_cast<BusLog *>(data);
+    std::lock_guard<std::mutex> lk(log->lock);
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT && gst_message_get_structure(m))
+      log->elements.push_back(gst_structure_copy(gst_message_get_structure(m)));
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING) {
+      GError *e = nullptr;
+      gst_message_parse_warning(m, &e, nullptr);
+      log->warnings.push_back(e->message);
+      g_error_free(e);
+    }
+    return GST_BUS_PASS;
+  }
+  ~BusLog() {
+    for (auto *s : elements)
+      gst_structure_free(s);
+  }
+  std::vector<const GstStructure *> named(const char *name) {
+    std::lock_guard<std::mutex> lk(lock);
+    std::vector<const GstStructure *> out;
+    for (auto *s : elements)
+      if (gst_structure_has_name(s, name))
+        out.push_back(s);
+    return out;
+  }
+};
+
+void attach(BusLog &log, GstElement *pipeline) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gst_bus_set_sync_handler(bus, &BusLog::handler, &log, nullptr);
+  gst_object_unref(bus);
+}
+
+} // namespace
+
+TEST_CASE("Publish messages, a refused second publisher, EOS on disconnect", "[rtmp][interop]") {
+  BusLog log;
+  Server s("eos-on-disconnect=true");
+  attach(log, s.pipeline);
+  /* publisher 1 in real time (3 s); publisher 2 tries while it is live */
+  std::atomic<int> first{-1};
+  std::thread t([&] {
+    first = run({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i",
+                 test_flv(), "-c", "copy", "-f", "flv", s.url("one")});
+  });
+  const gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+  while (s.stat("publishes") == 0 && g_get_monotonic_time() < deadline)
+    g_usleep(20000);
+  REQUIRE(s.stat("publishes") == 1);
+  CHECK(ffmpeg_publish(s.url("two")) != 0);
+  CHECK(s.stat("refused") == 1);
+  t.join();
+  CHECK(first == 0);
+  /* the stream ends with EOS once the publisher left */
+  Collected out;
+  pull_all(s.sink, out, 10 * GST_SECOND);
+  CHECK(gst_app_sink_is_eos(GST_APP_SINK(s.sink)));
+
+  auto starts = log.named("rtmp-publish-start");
+  auto stops = log.named("rtmp-publish-stop");
+  REQUIRE(starts.size() == 1);
+  REQUIRE(stops.size() == 1);
+  CHECK(std::string(gst_structure_get_string(starts[0], "application")) == "live");
+  CHECK(std::string(gst_structure_get_string(starts[0], "remote-address")).find("127.0.0.1") !=
+        std::string::npos);
+  const GstStructure *meta = nullptr;
+  meta = gst_value_get_structure(gst_structure_get_value(starts[0], "metadata"));
+  double width = 0;
+  CHECK(gst_structure_get_double(meta, "width", &width));
+  CHECK(width == 320);
+  guint64 bytes = 0, duration = 0;
+  gst_structure_get_uint64(stops[0], "bytes", &bytes);
+  gst_structure_get_uint64(stops[0], "duration", &duration);
+  CHECK(bytes > 100000);
+  CHECK(duration >= 2 * GST_SECOND); /* -re: about 3 s */
+  /* the key is in no message */
+  for (auto *st : log.elements) {
+    gchar *str = gst_structure_to_string(st);
+    CHECK(std::string(str).find("one") == std::string::npos);
+    g_free(str);
+  }
+}
+
+TEST_CASE("H.264 with B-frames posts a one-time warning", "[rtmp][interop]") {
+  const std::string path = tmpdir() + "/bframes.flv";
+  REQUIRE(run({"timeout",
+               "60",
+               "ffmpeg",
+               "-hide_banner",
+               "-loglevel",
+               "error",
+               "-y",
+               "-f",
+               "lavfi",
+               "-i",
+               "testsrc=size=160x120:rate=25:duration=2",
+               "-c:v",
+               "libx264",
+               "-preset",
+               "ultrafast",
+               "-bf",
+               "2",
+               "-x264-params",
+               "b-pyramid=0",
+               "-an",
+               path}) == 0);
+  BusLog log;
+  Server s("");
+  attach(log, s.pipeline);
+  REQUIRE(run({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path, "-c",
+               "copy", "-f", "flv", s.url("k")}) == 0);
+  s.drain();
+  std::lock_guard<std::mutex> lk(log.lock);
+  REQUIRE(log.warnings.size() == 1);
+  CHECK(log.warnings[0].find("bframes=0") != std::string::npos);
 }
