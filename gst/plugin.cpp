@@ -10,6 +10,7 @@
 #include "backchannelmixer/gstbackchannelmixer.h"
 #include "mixminus/gstmixminus.h"
 #include "rtmp/gstrtmpserversrc.h"
+#include "bridge/gstaac2opus.h"
 
 #include <gst/gst.h>
 
@@ -18,6 +19,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   ret |= GST_ELEMENT_REGISTER(backchannelmixer, plugin);
   ret |= GST_ELEMENT_REGISTER(mixminus, plugin);
   ret |= GST_ELEMENT_REGISTER(rtmpserversrc, plugin);
+  ret |= GST_ELEMENT_REGISTER(aac2opus, plugin);
   return ret;
 }
 
