@@ -11,6 +11,7 @@
 #include "mixminus/gstmixminus.h"
 #include "rtmp/gstrtmpserversrc.h"
 #include "bridge/gstaac2opus.h"
+#include "bridge/gstrtmpbridge.h"
 
 #include <gst/gst.h>
 
@@ -20,6 +21,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   ret |= GST_ELEMENT_REGISTER(mixminus, plugin);
   ret |= GST_ELEMENT_REGISTER(rtmpserversrc, plugin);
   ret |= GST_ELEMENT_REGISTER(aac2opus, plugin);
+  ret |= GST_ELEMENT_REGISTER(rtmpbridge, plugin);
   return ret;
 }
 

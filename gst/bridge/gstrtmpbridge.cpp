@@ -1,0 +1,221 @@
+/* costream
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+/**
+ * SECTION:element-rtmpbridge
+ * @title: rtmpbridge
+ *
+ * OBS (or any RTMP publisher) in, WebRTC-ready Opus and H.264 out, in one element and one
+ * process: `rtmpserversrc`, its own FLV tag demuxer, `aac2opus` for the audio, and H.264 made
+ * byte-stream with SPS/PPS before every IDR (so a viewer joining late can start at the next
+ * keyframe).
+ *
+ * Sometimes pads: `audio` (`audio/x-opus`, 48 kHz) and `video` (`video/x-h264,
+ * stream-format=byte-stream, alignment=au`), added as soon as the publisher's codecs are known;
+ * audio-only and video-only publishes work. The pads stay when the publisher stops and starts
+ * again, and the timeline continues. Audio and video timestamps come from the one RTMP clock.
+ *
+ * The properties of `rtmpserversrc` (port, stream-key, application, limits, stats) and of the
+ * Opus encoder (bitrate, complexity, frame-duration, inband-fec, dtx, packet-loss-percentage) are
+ * the bridge's own; `rtmpserversrc`'s messages (`rtmp-publish-start`, `rtmp-publish-stop`) reach
+ * the bus as they are.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 rtpbin name=r \
+ *   rtmpbridge name=b port=1935 stream-key=s3cret \
+ *   b.video ! queue ! rtph264pay config-interval=-1 pt=96 ! r.send_rtp_sink_0 \
+ *   r.send_rtp_src_0 ! udpsink host=127.0.0.1 port=5000 \
+ *   b.audio ! queue ! rtpopuspay pt=97 ! r.send_rtp_sink_1 \
+ *   r.send_rtp_src_1 ! udpsink host=127.0.0.1 port=5002
+ * ]| OBS publishes to rtmp://this-machine/live with key s3cret; a costream receiver gets H.264 on
+ * UDP 5000 and Opus on 5002.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstrtmpbridge.h"
+
+#include "../rtmp/gstrtmpserversrc.h"
+#include "gstaac2opus.h"
+#include "gstflvtagdemux.h"
+
+#include <string>
+#include <vector>
+
+GST_DEBUG_CATEGORY_STATIC(gst_rtmp_bridge_debug);
+#define GST_CAT_DEFAULT gst_rtmp_bridge_debug
+
+static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE(
+    "audio", GST_PAD_SRC, GST_PAD_SOMETIMES,
+    GST_STATIC_CAPS("audio/x-opus, rate = (int) 48000, channels = (int) [ 1, 2 ]"));
+static GstStaticPadTemplate video_template =
+    GST_STATIC_PAD_TEMPLATE("video", GST_PAD_SRC, GST_PAD_SOMETIMES,
+                            GST_STATIC_CAPS("video/x-h264, stream-format = (string) byte-stream, "
+                                            "alignment = (string) au"));
+
+/* Properties forwarded to a child: [0] rtmpserversrc, [1] aac2opus. */
+static const char *const kSrcProps[] = {"address",
+                                        "port",
+                                        "bound-port",
+                                        "application",
+                                        "stream-key",
+                                        "eos-on-disconnect",
+                                        "max-message-size",
+                                        "max-chunk-size",
+                                        "handshake-timeout",
+                                        "idle-timeout",
+                                        "max-pending-connections",
+                                        "stats"};
+static const char *const kEncProps[] = {"bitrate",    "complexity", "frame-duration",
+                                        "inband-fec", "dtx",        "packet-loss-percentage"};
+static std::vector<std::pair<int, const char *>> forwarded; /* prop_id - 1 -> (child, name) */
+
+struct _GstRtmpBridge {
+  GstBin parent;
+  GstElement *src, *demux, *aac2opus, *parse, *filter;
+};
+
+G_DEFINE_TYPE(GstRtmpBridge, gst_rtmp_bridge, GST_TYPE_BIN);
+GST_ELEMENT_REGISTER_DEFINE(rtmpbridge, "rtmpbridge", GST_RANK_NONE, GST_TYPE_RTMP_BRIDGE);
+
+static GstElement *child(GstRtmpBridge *self, int which) {
+  return which == 0 ? self->src : self->aac2opus;
+}
+
+static void gst_rtmp_bridge_set_property(GObject *object, guint prop_id, const GValue *value,
+                                         GParamSpec *pspec) {
+  auto *self = GST_RTMP_BRIDGE(object);
+  if (prop_id == 0 || prop_id > forwarded.size()) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    return;
+  }
+  const auto &f = forwarded[prop_id - 1];
+  g_object_set_property(G_OBJECT(child(self, f.first)), f.second, value);
+}
+
+static void gst_rtmp_bridge_get_property(GObject *object, guint prop_id, GValue *value,
+                                         GParamSpec *pspec) {
+  auto *self = GST_RTMP_BRIDGE(object);
+  if (prop_id == 0 || prop_id > forwarded.size()) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    return;
+  }
+  const auto &f = forwarded[prop_id - 1];
+  g_object_get_property(G_OBJECT(child(self, f.first)), f.second, value);
+}
+
+/* (streaming thread) The demuxer knows a codec: link its chain and expose the bridge's pad. */
+static void on_demux_pad(GstElement *demux, GstPad *pad, gpointer data) {
+  auto *self = GST_RTMP_BRIDGE(data);
+  const bool audio = g_str_equal(GST_PAD_NAME(pad), "audio");
+  GstElement *first = audio ? self->aac2opus : self->parse;
+  GstElement *last = audio ? self->aac2opus : self->filter;
+  GstPad *sink = gst_element_get_static_pad(first, "sink");
+  if (gst_pad_link(pad, sink) != GST_PAD_LINK_OK) {
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                      ("Could not link the %s chain.", audio ? "audio" : "video"), (nullptr));
+    gst_object_unref(sink);
+    return;
+  }
+  gst_object_unref(sink);
+  GstPad *target = gst_element_get_static_pad(last, "src");
+  GstPadTemplate *templ = gst_static_pad_template_get(audio ? &audio_template : &video_template);
+  GstPad *ghost = gst_ghost_pad_new_from_template(audio ? "audio" : "video", target, templ);
+  gst_object_unref(templ);
+  gst_object_unref(target);
+  gst_pad_set_active(ghost, TRUE);
+  GST_INFO_OBJECT(self, "exposing %s", GST_PAD_NAME(ghost));
+  gst_element_add_pad(GST_ELEMENT(self), ghost);
+}
+
+static void on_no_more_pads(GstElement *demux, gpointer data) {
+  gst_element_no_more_pads(GST_ELEMENT(data));
+}
+
+/* A property of a child as one of the bridge's own: same name, range, default and flags. (An
+ * override pspec would work for get/set but is not listed by gst-inspect.) */
+static GParamSpec *clone_pspec(GParamSpec *ps) {
+  const char *name = g_param_spec_get_name(ps);
+  const char *nick = g_param_spec_get_nick(ps);
+  const char *blurb = g_param_spec_get_blurb(ps);
+  const auto flags = static_cast<GParamFlags>(ps->flags & ~G_PARAM_STATIC_STRINGS);
+  const GType t = G_PARAM_SPEC_VALUE_TYPE(ps);
+  if (t == G_TYPE_UINT) {
+    auto *u = G_PARAM_SPEC_UINT(ps);
+    return g_param_spec_uint(name, nick, blurb, u->minimum, u->maximum, u->default_value, flags);
+  }
+  if (t == G_TYPE_INT) {
+    auto *i = G_PARAM_SPEC_INT(ps);
+    return g_param_spec_int(name, nick, blurb, i->minimum, i->maximum, i->default_value, flags);
+  }
+  if (t == G_TYPE_BOOLEAN)
+    return g_param_spec_boolean(name, nick, blurb, G_PARAM_SPEC_BOOLEAN(ps)->default_value, flags);
+  if (t == G_TYPE_STRING)
+    return g_param_spec_string(name, nick, blurb, G_PARAM_SPEC_STRING(ps)->default_value, flags);
+  if (G_TYPE_IS_BOXED(t))
+    return g_param_spec_boxed(name, nick, blurb, t, flags);
+  return nullptr;
+}
+
+static void gst_rtmp_bridge_class_init(GstRtmpBridgeClass *klass) {
+  auto *gobject_class = G_OBJECT_CLASS(klass);
+  auto *element_class = GST_ELEMENT_CLASS(klass);
+  GST_DEBUG_CATEGORY_INIT(gst_rtmp_bridge_debug, "rtmpbridge", 0, "costream OBS/RTMP bridge");
+  gobject_class->set_property = gst_rtmp_bridge_set_property;
+  gobject_class->get_property = gst_rtmp_bridge_get_property;
+
+  /* The children's properties, as the bridge's own (the override pspecs point into the
+   * children's classes, kept referenced for the life of the process). */
+  const GType types[2] = {GST_TYPE_RTMP_SERVER_SRC, GST_TYPE_AAC2OPUS};
+  forwarded.clear();
+  for (int which = 0; which < 2; which++) {
+    auto *cc = G_OBJECT_CLASS(g_type_class_ref(types[which]));
+    const char *const *names = which == 0 ? kSrcProps : kEncProps;
+    const size_t count = which == 0 ? G_N_ELEMENTS(kSrcProps) : G_N_ELEMENTS(kEncProps);
+    for (size_t i = 0; i < count; i++) {
+      GParamSpec *ps = g_object_class_find_property(cc, names[i]);
+      if (!ps)
+        continue;
+      GParamSpec *copy = clone_pspec(ps);
+      if (!copy)
+        continue;
+      forwarded.push_back({which, names[i]});
+      g_object_class_install_property(gobject_class, forwarded.size(), copy);
+    }
+  }
+
+  gst_element_class_add_static_pad_template(element_class, &audio_template);
+  gst_element_class_add_static_pad_template(element_class, &video_template);
+  gst_element_class_set_static_metadata(
+      element_class, "RTMP to WebRTC bridge", "Source/Network",
+      "Accepts an RTMP publish (OBS, ffmpeg) and outputs WebRTC-ready Opus and H.264 "
+      "(byte-stream, SPS/PPS before every IDR)",
+      "costream developers");
+}
+
+static void gst_rtmp_bridge_init(GstRtmpBridge *self) {
+  self->src = GST_ELEMENT(g_object_new(GST_TYPE_RTMP_SERVER_SRC, "name", "src", nullptr));
+  self->demux = GST_ELEMENT(g_object_new(GST_TYPE_FLV_TAG_DEMUX, "name", "demux", nullptr));
+  self->aac2opus = GST_ELEMENT(g_object_new(GST_TYPE_AAC2OPUS, "name", "aac2opus", nullptr));
+  self->parse = gst_element_factory_make("h264parse", "parse");
+  self->filter = gst_element_factory_make("capsfilter", "filter");
+  if (!self->src || !self->aac2opus || !self->parse || !self->filter) {
+    /* reported when going to READY (state change fails with a message below) */
+    GST_ERROR_OBJECT(self, "missing elements: rtmpserversrc/aac2opus (costream), h264parse "
+                           "(gstreamer1.0-plugins-bad), capsfilter (core)");
+    return;
+  }
+  g_object_set(self->parse, "config-interval", -1, nullptr);
+  GstCaps *caps = gst_caps_from_string(
+      "video/x-h264, stream-format = (string) byte-stream, alignment = (string) au");
+  g_object_set(self->filter, "caps", caps, nullptr);
+  gst_caps_unref(caps);
+  gst_bin_add_many(GST_BIN(self), self->src, self->demux, self->aac2opus, self->parse, self->filter,
+                   nullptr);
+  gst_element_link(self->src, self->demux);
+  gst_element_link(self->parse, self->filter);
+  g_signal_connect(self->demux, "pad-added", G_CALLBACK(on_demux_pad), self);
+  g_signal_connect(self->demux, "no-more-pads", G_CALLBACK(on_no_more_pads), self);
+}

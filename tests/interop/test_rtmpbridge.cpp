@@ -1,0 +1,234 @@
+/* costream tests
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * rtmpbridge with a real publisher (ffmpeg) and real RTP: ffmpeg publishes a file with a tone per
+ * channel and a test video; the bridge's Opus and H.264 go through rtpopuspay/rtph264pay, rtpbin
+ * and udpsink to 127.0.0.1, come back through udpsrc, rtpbin, depayloaders and decoders, and
+ * the tones per channel, the duration and the frame count are checked. Loopback only, bounded.
+ */
+#include "helpers.h"
+#include "rtmp/flv.h"
+#include "signal.h"
+
+#include <fstream>
+
+#include <gio/gio.h>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+using namespace testgst;
+
+namespace {
+
+int run(const std::vector<std::string> &args) {
+  std::vector<char *> argv;
+  for (auto &a : args)
+    argv.push_back(const_cast<char *>(a.c_str()));
+  argv.push_back(nullptr);
+  gint status = -1;
+  if (!g_spawn_sync(nullptr, argv.data(), nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr,
+                    nullptr, &status, nullptr))
+    return -1;
+  return g_spawn_check_wait_status(status, nullptr) ? 0 : 1;
+}
+
+/* 3 s: 440 Hz left, 660 Hz right (0.25 each), 320x240 at 25 fps, H.264 without B-frames. */
+std::string test_file() {
+  static std::string path;
+  if (path.empty()) {
+    gchar *d = g_dir_make_tmp("costream-bridge-XXXXXX", nullptr);
+    REQUIRE(d != nullptr);
+    path = std::string(d) + "/av.flv";
+    g_free(d);
+    REQUIRE(run({"timeout",
+                 "60",
+                 "ffmpeg",
+                 "-hide_banner",
+                 "-loglevel",
+                 "error",
+                 "-y",
+                 "-f",
+                 "lavfi",
+                 "-i",
+                 "testsrc=size=320x240:rate=25:duration=3",
+                 "-f",
+                 "lavfi",
+                 "-i",
+                 "aevalsrc=0.25*sin(2*PI*440*t)|0.25*sin(2*PI*660*t):s=44100:d=3",
+                 "-c:v",
+                 "libx264",
+                 "-preset",
+                 "ultrafast",
+                 "-g",
+                 "25",
+                 "-bf",
+                 "0",
+                 "-pix_fmt",
+                 "yuv420p",
+                 "-c:a",
+                 "aac",
+                 "-b:a",
+                 "192k",
+                 "-shortest",
+                 path}) == 0);
+  }
+  return path;
+}
+
+guint free_udp_port() {
+  GSocket *s =
+      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
+  GInetAddress *lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *sa = g_inet_socket_address_new(lo, 0);
+  g_socket_bind(s, sa, FALSE, nullptr);
+  GSocketAddress *local = g_socket_get_local_address(s, nullptr);
+  const guint port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
+  g_object_unref(local);
+  g_object_unref(sa);
+  g_object_unref(lo);
+  g_socket_close(s, nullptr);
+  g_object_unref(s);
+  return port;
+}
+
+struct FirstPts {
+  std::mutex lock;
+  GstClockTime audio = GST_CLOCK_TIME_NONE, video = GST_CLOCK_TIME_NONE;
+};
+
+GstPadProbeReturn first_pts(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+  auto *f = static_cast<FirstPts *>(data);
+  GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER(info);
+  std::lock_guard<std::mutex> lk(f->lock);
+  GstClockTime &slot = g_str_equal(GST_PAD_NAME(pad), "audio") ? f->audio : f->video;
+  if (!GST_CLOCK_TIME_IS_VALID(slot))
+    slot = GST_BUFFER_PTS(b);
+  return GST_PAD_PROBE_OK;
+}
+
+void on_bridge_pad(GstElement *, GstPad *pad, gpointer data) {
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, first_pts, data, nullptr);
+}
+
+/* Pulls from an appsink until it has been quiet for `quiet` (bounded by `total`). */
+void collect(GstElement *sink, Collected &out, GstClockTime quiet, GstClockTime total) {
+  const gint64 end = g_get_monotonic_time() + total / 1000;
+  while (g_get_monotonic_time() < end) {
+    GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), quiet);
+    if (!s)
+      break;
+    out.buffers.push_back(gst_buffer_ref(gst_sample_get_buffer(s)));
+    gst_sample_unref(s);
+  }
+}
+
+} // namespace
+
+TEST_CASE("OBS-style publish through rtmpbridge, RTP over loopback, decoded at the other end",
+          "[rtmpbridge][interop]") {
+  const guint vport = free_udp_port(), aport = free_udp_port();
+  REQUIRE(vport != aport);
+  GError *err = nullptr;
+  /* the receiver first: a costream peer */
+  const std::string recv_desc =
+      "rtpbin name=rv latency=200 rtpbin name=ra latency=200 "
+      "udpsrc port=" +
+      std::to_string(vport) +
+      " caps=\"application/x-rtp,media=video,encoding-name=H264,payload=96,clock-rate=90000\" "
+      "! rv.recv_rtp_sink_0  rv. ! rtph264depay ! avdec_h264 ! appsink name=video sync=false "
+      "udpsrc port=" +
+      std::to_string(aport) +
+      " caps=\"application/x-rtp,media=audio,encoding-name=OPUS,payload=97,clock-rate=48000\" "
+      "! ra.recv_rtp_sink_0  ra. ! rtpopusdepay ! opusdec ! audioconvert "
+      "! audio/x-raw,format=S16LE,channels=2 ! appsink name=audio sync=false";
+  GstElement *recv = gst_parse_launch(recv_desc.c_str(), &err);
+  REQUIRE(err == nullptr);
+  GstElement *vsink = gst_bin_get_by_name(GST_BIN(recv), "video");
+  GstElement *asink = gst_bin_get_by_name(GST_BIN(recv), "audio");
+  g_object_set(vsink, "max-buffers", 0, nullptr);
+  g_object_set(asink, "max-buffers", 0, nullptr);
+  REQUIRE(gst_element_set_state(recv, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+
+  const std::string send_desc =
+      "rtpbin name=r rtmpbridge name=b port=0 stream-key=obs eos-on-disconnect=true "
+      "b.video ! queue ! rtph264pay config-interval=-1 pt=96 ! r.send_rtp_sink_0 "
+      "r.send_rtp_src_0 ! udpsink host=127.0.0.1 port=" +
+      std::to_string(vport) +
+      " "
+      "b.audio ! queue ! rtpopuspay pt=97 ! r.send_rtp_sink_1 "
+      "r.send_rtp_src_1 ! udpsink host=127.0.0.1 port=" +
+      std::to_string(aport);
+  GstElement *send = gst_parse_launch(send_desc.c_str(), &err);
+  REQUIRE(err == nullptr);
+  GstElement *bridge = gst_bin_get_by_name(GST_BIN(send), "b");
+  FirstPts first;
+  g_signal_connect(bridge, "pad-added", G_CALLBACK(on_bridge_pad), &first);
+  REQUIRE(gst_element_set_state(send, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  guint port = 0;
+  g_object_get(bridge, "bound-port", &port, nullptr);
+  REQUIRE(port > 0);
+
+  /* real time, as OBS would */
+  REQUIRE(run({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i",
+               test_file(), "-c", "copy", "-f", "flv",
+               "rtmp://127.0.0.1:" + std::to_string(port) + "/live/obs"}) == 0);
+  CHECK(wait_eos_or_error(send, 20 * GST_SECOND).empty());
+
+  Collected video, audio;
+  collect(vsink, video, GST_SECOND, 20 * GST_SECOND);
+  collect(asink, audio, GST_SECOND, 20 * GST_SECOND);
+
+  /* every frame (the rtpjitterbuffer may hold none back: the stream ended) */
+  CHECK(video.buffers.size() >= 74);
+  CHECK(video.buffers.size() <= 75);
+  /* 3 s of stereo audio with the right tone on each channel */
+  auto left = audio.channel(0, 2), right = audio.channel(1, 2);
+  INFO("audio frames " << left.size());
+  CHECK(left.size() >= 48000 * 29 / 10);
+  CHECK(left.size() <= 48000 * 31 / 10 + 2000);
+  REQUIRE(left.size() > 96000);
+  CHECK(testsig::amplitude_at(&left[24000], 72000, 440, 48000) == Approx(0.25).margin(0.015));
+  CHECK(testsig::amplitude_at(&left[24000], 72000, 660, 48000) == Approx(0.0).margin(0.005));
+  CHECK(testsig::amplitude_at(&right[24000], 72000, 660, 48000) == Approx(0.25).margin(0.015));
+  CHECK(testsig::amplitude_at(&right[24000], 72000, 440, 48000) == Approx(0.0).margin(0.005));
+  /* A/V: the offset between the first audio and the first video at the bridge's pads is the
+   * file's, within 5 ms */
+  {
+    std::ifstream f(test_file(), std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)),
+                               std::istreambuf_iterator<char>());
+    costream::flv::TagReader reader;
+    std::vector<costream::flv::Tag> tags;
+    std::string why;
+    REQUIRE(reader.feed(bytes.data(), bytes.size(), &tags, &why));
+    int64_t a_in = -1, v_in = -1;
+    for (auto &t : tags) {
+      if (t.type == costream::flv::kAudio && a_in < 0 && t.data.size() > 1 && t.data[1] == 1)
+        a_in = t.timestamp;
+      if (t.type == costream::flv::kVideo && v_in < 0 &&
+          costream::flv::avc_packet_type(t.data) == 1)
+        v_in = t.timestamp;
+    }
+    REQUIRE(a_in >= 0);
+    REQUIRE(v_in >= 0);
+    std::lock_guard<std::mutex> lk(first.lock);
+    REQUIRE(GST_CLOCK_TIME_IS_VALID(first.audio));
+    REQUIRE(GST_CLOCK_TIME_IS_VALID(first.video));
+    const GstClockTimeDiff d_out = GST_CLOCK_DIFF(first.video, first.audio);
+    const GstClockTimeDiff d_in = (a_in - v_in) * GST_MSECOND;
+    INFO("audio - video: in the file " << d_in / 1000 << " us, at the bridge " << d_out / 1000
+                                       << " us");
+    CHECK(std::llabs(d_out - d_in) <= 5 * GST_MSECOND);
+  }
+  gst_element_set_state(send, GST_STATE_NULL);
+  gst_element_set_state(recv, GST_STATE_NULL);
+  gst_object_unref(bridge);
+  gst_object_unref(vsink);
+  gst_object_unref(asink);
+  gst_object_unref(send);
+  gst_object_unref(recv);
+}
