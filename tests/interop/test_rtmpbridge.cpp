@@ -232,3 +232,128 @@ TEST_CASE("OBS-style publish through rtmpbridge, RTP over loopback, decoded at t
   gst_object_unref(send);
   gst_object_unref(recv);
 }
+
+namespace {
+
+/* rtmpbridge alone, each pad it adds linked to an appsink of the same name. */
+struct Rig {
+  GstElement *pipeline, *bridge;
+  std::mutex lock;
+  std::vector<std::string> added;
+  guint port = 0;
+  Rig() {
+    pipeline = gst_pipeline_new(nullptr);
+    bridge = make("rtmpbridge", "b");
+    gst_bin_add(GST_BIN(pipeline), bridge);
+    g_signal_connect(bridge, "pad-added", G_CALLBACK(+[](GstElement *, GstPad *pad, gpointer d) {
+                       auto *rig = static_cast<Rig *>(d);
+                       GstElement *sink = gst_element_factory_make("appsink", GST_PAD_NAME(pad));
+                       g_object_set(sink, "sync", FALSE, "max-buffers", 0, "async", FALSE, nullptr);
+                       gst_bin_add(GST_BIN(rig->pipeline), sink);
+                       gst_element_sync_state_with_parent(sink);
+                       GstPad *sp = gst_element_get_static_pad(sink, "sink");
+                       gst_pad_link(pad, sp);
+                       gst_object_unref(sp);
+                       std::lock_guard<std::mutex> lk(rig->lock);
+                       rig->added.push_back(GST_PAD_NAME(pad));
+                     }),
+                     this);
+    REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    g_object_get(bridge, "bound-port", &port, nullptr);
+    REQUIRE(port > 0);
+  }
+  std::string url() const { return "rtmp://127.0.0.1:" + std::to_string(port) + "/live/k"; }
+  GstElement *sink(const char *name) { return gst_bin_get_by_name(GST_BIN(pipeline), name); }
+  ~Rig() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(pipeline);
+  }
+};
+
+int publish(const std::string &url, const std::vector<std::string> &extra) {
+  std::vector<std::string> args = {"timeout",   "60",    "ffmpeg", "-hide_banner",
+                                   "-loglevel", "error", "-i",     test_file()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  args.insert(args.end(), {"-f", "flv", url});
+  return run(args);
+}
+
+} // namespace
+
+TEST_CASE("Audio-only and video-only publishes: only their pad appears, and it flows",
+          "[rtmpbridge][interop]") {
+  {
+    Rig rig;
+    REQUIRE(publish(rig.url(), {"-vn", "-c:a", "copy"}) == 0);
+    GstElement *a = nullptr;
+    for (int i = 0; i < 100 && !(a = rig.sink("audio")); i++)
+      g_usleep(20000);
+    REQUIRE(a != nullptr);
+    Collected c;
+    collect(a, c, GST_SECOND, 20 * GST_SECOND);
+    CHECK(c.buffers.size() >= 145); /* 3 s of 20 ms Opus packets */
+    std::lock_guard<std::mutex> lk(rig.lock);
+    CHECK(rig.added == std::vector<std::string>{"audio"});
+    gst_object_unref(a);
+  }
+  {
+    Rig rig;
+    REQUIRE(publish(rig.url(), {"-an", "-c:v", "copy"}) == 0);
+    GstElement *v = nullptr;
+    for (int i = 0; i < 100 && !(v = rig.sink("video")); i++)
+      g_usleep(20000);
+    REQUIRE(v != nullptr);
+    Collected c;
+    collect(v, c, GST_SECOND, 20 * GST_SECOND);
+    CHECK(c.buffers.size() == 75);
+    /* byte-stream with SPS and PPS in front of every IDR */
+    size_t idr = 0, idr_with_config = 0;
+    for (auto *b : c.buffers) {
+      GstMapInfo m;
+      gst_buffer_map(b, &m, GST_MAP_READ);
+      bool sps = false, pps = false, is_idr = false;
+      for (size_t i = 0; i + 4 < m.size; i++) {
+        if (m.data[i] == 0 && m.data[i + 1] == 0 && m.data[i + 2] == 1) {
+          const int type = m.data[i + 3] & 0x1f;
+          sps |= type == 7;
+          pps |= type == 8;
+          is_idr |= type == 5;
+        }
+      }
+      gst_buffer_unmap(b, &m);
+      idr += is_idr;
+      idr_with_config += is_idr && sps && pps;
+    }
+    CHECK(idr == 3); /* -g 25 over 75 frames */
+    CHECK(idr_with_config == idr);
+    std::lock_guard<std::mutex> lk(rig.lock);
+    CHECK(rig.added == std::vector<std::string>{"video"});
+    gst_object_unref(v);
+  }
+}
+
+TEST_CASE("Publisher restart: the pads stay and the timeline continues", "[rtmpbridge][interop]") {
+  Rig rig;
+  REQUIRE(publish(rig.url(), {"-c", "copy"}) == 0);
+  GstElement *a = nullptr;
+  for (int i = 0; i < 100 && !(a = rig.sink("audio")); i++)
+    g_usleep(20000);
+  REQUIRE(a != nullptr);
+  Collected first;
+  collect(a, first, GST_SECOND, 20 * GST_SECOND);
+  REQUIRE(publish(rig.url(), {"-c", "copy"}) == 0);
+  Collected second;
+  collect(a, second, GST_SECOND, 20 * GST_SECOND);
+  REQUIRE(!first.buffers.empty());
+  REQUIRE(!second.buffers.empty());
+  CHECK(second.buffers.size() >= first.buffers.size() - 2);
+  GstClockTime end1 = 0;
+  for (auto *b : first.buffers)
+    end1 = std::max(end1, GST_BUFFER_PTS(b));
+  CHECK(GST_BUFFER_PTS(second.buffers[0]) > end1);
+  {
+    std::lock_guard<std::mutex> lk(rig.lock);
+    CHECK(rig.added.size() == 2); /* audio and video, once each */
+  }
+  gst_object_unref(a);
+}
