@@ -34,7 +34,7 @@ enum {
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("audio/x-raw, format = (string) { S16LE, F32LE }, "
+    GST_STATIC_CAPS("audio/x-raw, format = (string) { F32LE, S16LE }, "
                     "rate = (int) { 48000, 24000, 16000, 12000, 8000 }, channels = (int) [ 1, 2 ], "
                     "layout = (string) interleaved"));
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
