@@ -8,7 +8,7 @@ packages=(
   libglib2.0-dev libopus-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg
+  gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-nice ffmpeg
 )
 if [ "${COSTREAM_EXTRA_PACKAGES:-}" != "" ]; then
   read -r -a extra <<<"$COSTREAM_EXTRA_PACKAGES"

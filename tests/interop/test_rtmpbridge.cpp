@@ -357,3 +357,236 @@ TEST_CASE("Publisher restart: the pads stay and the timeline continues", "[rtmpb
   }
   gst_object_unref(a);
 }
+
+/* ---- webrtcbin ------------------------------------------------------------------------- */
+
+namespace {
+
+/* webrtcbin's enums, found by name (no build-time dependency on the webrtc library). */
+gint enum_value(const char *type, const char *nick) {
+  GType t = g_type_from_name(type);
+  REQUIRE(t != 0);
+  auto *klass = static_cast<GEnumClass *>(g_type_class_ref(t));
+  GEnumValue *v = g_enum_get_value_by_nick(klass, nick);
+  REQUIRE(v != nullptr);
+  const gint value = v->value;
+  g_type_class_unref(klass);
+  return value;
+}
+
+/* In-process signalling between a sending and a receiving webrtcbin. */
+struct Peers {
+  GstElement *ws = nullptr, *wr = nullptr;
+  GstElement *recv_pipeline = nullptr;
+  std::atomic<int> errors{0};
+
+  static void on_answer(GstPromise *p, gpointer data) {
+    auto *s = static_cast<Peers *>(data);
+    const GstStructure *reply = gst_promise_get_reply(p);
+    const GValue *v = reply ? gst_structure_get_value(reply, "answer") : nullptr;
+    if (!v) {
+      s->errors++;
+    } else {
+      gpointer answer = g_value_get_boxed(v);
+      g_signal_emit_by_name(s->wr, "set-local-description", answer, nullptr);
+      g_signal_emit_by_name(s->ws, "set-remote-description", answer, nullptr);
+    }
+    gst_promise_unref(p);
+  }
+  static void on_offer(GstPromise *p, gpointer data) {
+    auto *s = static_cast<Peers *>(data);
+    const GstStructure *reply = gst_promise_get_reply(p);
+    const GValue *v = reply ? gst_structure_get_value(reply, "offer") : nullptr;
+    if (!v) {
+      s->errors++;
+    } else {
+      gpointer offer = g_value_get_boxed(v);
+      g_signal_emit_by_name(s->ws, "set-local-description", offer, nullptr);
+      g_signal_emit_by_name(s->wr, "set-remote-description", offer, nullptr);
+      g_signal_emit_by_name(s->wr, "create-answer", nullptr,
+                            gst_promise_new_with_change_func(on_answer, s, nullptr));
+    }
+    gst_promise_unref(p);
+  }
+  static void on_negotiation_needed(GstElement *ws, gpointer data) {
+    g_signal_emit_by_name(ws, "create-offer", nullptr,
+                          gst_promise_new_with_change_func(on_offer, data, nullptr));
+  }
+  static void ice_to_wr(GstElement *, guint mline, gchar *cand, gpointer data) {
+    g_signal_emit_by_name(static_cast<Peers *>(data)->wr, "add-ice-candidate", mline, cand);
+  }
+  static void ice_to_ws(GstElement *, guint mline, gchar *cand, gpointer data) {
+    g_signal_emit_by_name(static_cast<Peers *>(data)->ws, "add-ice-candidate", mline, cand);
+  }
+  /* the receiver: every incoming stream decoded into an appsink named after its media */
+  static void on_decoded(GstElement *, GstPad *pad, gpointer data) {
+    auto *s = static_cast<Peers *>(data);
+    GstCaps *caps = gst_pad_get_current_caps(pad);
+    const bool audio =
+        g_str_has_prefix(gst_structure_get_name(gst_caps_get_structure(caps, 0)), "audio");
+    gst_caps_unref(caps);
+    GstElement *bin = gst_parse_bin_from_description(
+        audio ? "audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=2 ! "
+                "appsink name=audio sync=false max-buffers=0"
+              : "appsink name=video sync=false max-buffers=0",
+        TRUE, nullptr);
+    gst_bin_add(GST_BIN(s->recv_pipeline), bin);
+    gst_element_sync_state_with_parent(bin);
+    GstPad *sink = gst_element_get_static_pad(bin, "sink");
+    if (gst_pad_link(pad, sink) != GST_PAD_LINK_OK)
+      s->errors++;
+    gst_object_unref(sink);
+  }
+  static void on_incoming(GstElement *, GstPad *pad, gpointer data) {
+    auto *s = static_cast<Peers *>(data);
+    if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC)
+      return;
+    GstElement *dec = gst_element_factory_make("decodebin", nullptr);
+    g_signal_connect(dec, "pad-added", G_CALLBACK(on_decoded), s);
+    gst_bin_add(GST_BIN(s->recv_pipeline), dec);
+    gst_element_sync_state_with_parent(dec);
+    GstPad *sink = gst_element_get_static_pad(dec, "sink");
+    if (gst_pad_link(pad, sink) != GST_PAD_LINK_OK)
+      s->errors++;
+    gst_object_unref(sink);
+  }
+};
+
+struct SendRig {
+  GstElement *pipeline, *bridge, *ws;
+};
+
+/* The bridge's pads, payloaded into the sender's webrtcbin (video: mline 0, audio: mline 1). */
+void on_bridge_pad_webrtc(GstElement *, GstPad *pad, gpointer data) {
+  auto *rig = static_cast<SendRig *>(data);
+  const bool audio = g_str_equal(GST_PAD_NAME(pad), "audio");
+  GstElement *bin = gst_parse_bin_from_description(
+      audio ? "queue ! rtpopuspay pt=97"
+            : "queue ! rtph264pay config-interval=-1 pt=96 aggregate-mode=zero-latency",
+      TRUE, nullptr);
+  gst_bin_add(GST_BIN(rig->pipeline), bin);
+  gst_element_sync_state_with_parent(bin);
+  GstPad *in = gst_element_get_static_pad(bin, "sink");
+  gst_pad_link(pad, in);
+  gst_object_unref(in);
+  GstPad *out = gst_element_get_static_pad(bin, "src");
+  /* add-transceiver made a sink pad per transceiver: the one of m-line 0 (video) or 1 (audio) */
+  GstPad *wsink = nullptr;
+  GST_OBJECT_LOCK(rig->ws);
+  for (GList *l = GST_ELEMENT(rig->ws)->sinkpads; l && !wsink; l = l->next) {
+    GObject *trans = nullptr;
+    g_object_get(l->data, "transceiver", &trans, nullptr);
+    guint mline = G_MAXUINT;
+    if (trans) {
+      g_object_get(trans, "mlineindex", &mline, nullptr);
+      g_object_unref(trans);
+    }
+    if (mline == (audio ? 1u : 0u))
+      wsink = GST_PAD(gst_object_ref(l->data));
+  }
+  GST_OBJECT_UNLOCK(rig->ws);
+  if (wsink) {
+    gst_pad_link(out, wsink);
+    gst_object_unref(wsink);
+  }
+  gst_object_unref(out);
+}
+
+} // namespace
+
+TEST_CASE("rtmpbridge into webrtcbin (sendonly) and out of webrtcbin (recvonly), in one process",
+          "[rtmpbridge][interop][webrtc]") {
+  Peers peers;
+  SendRig rig;
+  GError *err = nullptr;
+  rig.pipeline = gst_parse_launch(
+      "rtmpbridge name=b port=0 stream-key=k webrtcbin name=ws bundle-policy=max-bundle", &err);
+  REQUIRE(err == nullptr);
+  rig.bridge = gst_bin_get_by_name(GST_BIN(rig.pipeline), "b");
+  rig.ws = gst_bin_get_by_name(GST_BIN(rig.pipeline), "ws");
+  /* (a launch line of one element would give the element, not a pipeline) */
+  peers.recv_pipeline = gst_pipeline_new("receiver");
+  peers.wr = make("webrtcbin", "wr");
+  g_object_set(peers.wr, "bundle-policy", enum_value("GstWebRTCBundlePolicy", "max-bundle"),
+               nullptr);
+  gst_bin_add(GST_BIN(peers.recv_pipeline), GST_ELEMENT(gst_object_ref(peers.wr)));
+  peers.ws = rig.ws;
+
+  /* what the sender will send, before any media: negotiation and DTLS happen first */
+  const gint sendonly = enum_value("GstWebRTCRTPTransceiverDirection", "sendonly");
+  for (const char *c :
+       {"application/x-rtp,media=video,encoding-name=H264,payload=96,clock-rate=90000,"
+        "packetization-mode=(string)1,profile-level-id=(string)42e01f",
+        "application/x-rtp,media=audio,encoding-name=OPUS,payload=97,clock-rate=48000,"
+        "encoding-params=(string)2"}) {
+    GstCaps *caps = gst_caps_from_string(c);
+    GObject *trans = nullptr;
+    g_signal_emit_by_name(rig.ws, "add-transceiver", sendonly, caps, &trans);
+    REQUIRE(trans != nullptr);
+    g_object_unref(trans);
+    gst_caps_unref(caps);
+  }
+  g_signal_connect(rig.ws, "on-negotiation-needed", G_CALLBACK(Peers::on_negotiation_needed),
+                   &peers);
+  g_signal_connect(rig.ws, "on-ice-candidate", G_CALLBACK(Peers::ice_to_wr), &peers);
+  g_signal_connect(peers.wr, "on-ice-candidate", G_CALLBACK(Peers::ice_to_ws), &peers);
+  g_signal_connect(peers.wr, "pad-added", G_CALLBACK(Peers::on_incoming), &peers);
+  g_signal_connect(rig.bridge, "pad-added", G_CALLBACK(on_bridge_pad_webrtc), &rig);
+
+  REQUIRE(gst_element_set_state(peers.recv_pipeline, GST_STATE_PLAYING) !=
+          GST_STATE_CHANGE_FAILURE);
+  REQUIRE(gst_element_set_state(rig.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+
+  /* connected (ICE on loopback, DTLS) within 20 s */
+  const gint connected = enum_value("GstWebRTCPeerConnectionState", "connected");
+  gint state = -1;
+  const gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time() < deadline) {
+    g_object_get(rig.ws, "connection-state", &state, nullptr);
+    if (state == connected)
+      break;
+    g_usleep(50000);
+  }
+  REQUIRE(peers.errors == 0);
+  REQUIRE(state == connected);
+
+  guint port = 0;
+  g_object_get(rig.bridge, "bound-port", &port, nullptr);
+  REQUIRE(run({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i",
+               test_file(), "-c", "copy", "-f", "flv",
+               "rtmp://127.0.0.1:" + std::to_string(port) + "/live/k"}) == 0);
+
+  /* everything that arrived, until the receiver is quiet */
+  GstElement *vsink = nullptr, *asink = nullptr;
+  for (int i = 0; i < 100 && (!vsink || !asink); i++) {
+    if (!vsink)
+      vsink = gst_bin_get_by_name(GST_BIN(peers.recv_pipeline), "video");
+    if (!asink)
+      asink = gst_bin_get_by_name(GST_BIN(peers.recv_pipeline), "audio");
+    g_usleep(50000);
+  }
+  REQUIRE(vsink != nullptr);
+  REQUIRE(asink != nullptr);
+  Collected video, audio;
+  collect(vsink, video, 2 * GST_SECOND, 30 * GST_SECOND);
+  collect(asink, audio, 2 * GST_SECOND, 30 * GST_SECOND);
+  CHECK(peers.errors == 0);
+  INFO("video frames " << video.buffers.size());
+  CHECK(video.buffers.size() == 75);
+  auto left = audio.channel(0, 2), right = audio.channel(1, 2);
+  INFO("audio frames " << left.size());
+  REQUIRE(left.size() > 96000);
+  CHECK(testsig::amplitude_at(&left[24000], 72000, 440, 48000) == Approx(0.25).margin(0.02));
+  CHECK(testsig::amplitude_at(&right[24000], 72000, 660, 48000) == Approx(0.25).margin(0.02));
+  CHECK(testsig::amplitude_at(&left[24000], 72000, 660, 48000) == Approx(0.0).margin(0.005));
+
+  gst_element_set_state(rig.pipeline, GST_STATE_NULL);
+  gst_element_set_state(peers.recv_pipeline, GST_STATE_NULL);
+  gst_object_unref(vsink);
+  gst_object_unref(asink);
+  gst_object_unref(peers.wr);
+  gst_object_unref(rig.ws);
+  gst_object_unref(rig.bridge);
+  gst_object_unref(rig.pipeline);
+  gst_object_unref(peers.recv_pipeline);
+}
