@@ -50,6 +50,8 @@ static const char *const kSystemPlugins[] = {
     "videotestsrc",
     "videoconvertscale",
     "x264",
+    "openh264",
+    "opusparse",
     "videoparsersbad",
     "rtmp2",
     "webrtc",

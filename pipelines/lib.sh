@@ -1,0 +1,43 @@
+# Shared by the pipeline scripts: finds the costream plugin (installed, or this tree's build) and
+# an H.264 encoder. Sourced, not run.
+costream_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The uninstalled plugin from this tree's build when there is one; otherwise the installed one.
+costream_use_plugin() {
+  local build=${BUILD_DIR:-build}
+  if [ -f "$costream_top/$build/gst/libgstcostream.so" ]; then
+    export GST_PLUGIN_PATH="$costream_top/$build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+  fi
+  if ! gst-inspect-1.0 costream >/dev/null 2>&1; then
+    echo "$(basename "$0"): the costream plugin is not installed and not built here" \
+      "(run ./tests/run or meson install first)" >&2
+    exit 1
+  fi
+}
+
+# An H.264 encoder element description for live video (x264enc if installed, else openh264enc).
+costream_h264_encoder() {
+  local kbps=$1
+  if gst-inspect-1.0 x264enc >/dev/null 2>&1; then
+    echo "x264enc tune=zerolatency speed-preset=veryfast bitrate=$kbps key-int-max=30 bframes=0"
+  elif gst-inspect-1.0 openh264enc >/dev/null 2>&1; then
+    echo "openh264enc bitrate=$((kbps * 1000)) complexity=low gop-size=30 rate-control=bitrate"
+  else
+    echo "$(basename "$0"): no H.264 encoder (install gstreamer1.0-plugins-bad or -ugly)" >&2
+    exit 1
+  fi
+}
+
+# Runs a launch line for at most `seconds` (0: until interrupted), ending with EOS (-e) so files
+# are finished properly.
+costream_launch() {
+  local seconds=$1
+  shift
+  if [ "$seconds" -gt 0 ]; then
+    local st=0
+    timeout -s INT -k 10 "$seconds" gst-launch-1.0 -e "$@" || st=$?
+    [ "$st" -eq 124 ] && st=0 # stopped by the timer, as asked
+    return "$st"
+  fi
+  exec gst-launch-1.0 -e "$@"
+}

@@ -1,0 +1,156 @@
+/* costream tests
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The pipelines/ scripts run for a few seconds on 127.0.0.1 with their built-in test sources (or
+ * ffmpeg as the OBS stand-in); what arrived is decoded and checked: frames and tones. The
+ * scripts run as child processes with this program's isolated registry and plugin path.
+ */
+#include "helpers.h"
+#include "signal.h"
+
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+
+using namespace testgst;
+
+namespace {
+
+std::string script(const char *name) {
+  return std::string(COSTREAM_SOURCE_DIR) + "/pipelines/" + name;
+}
+
+GPid spawn(const std::vector<std::string> &args) {
+  std::vector<char *> argv;
+  for (auto &a : args)
+    argv.push_back(const_cast<char *>(a.c_str()));
+  argv.push_back(nullptr);
+  GPid pid = 0;
+  GError *err = nullptr;
+  REQUIRE(g_spawn_async(nullptr, argv.data(), nullptr,
+                        static_cast<GSpawnFlags>(G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD),
+                        nullptr, nullptr, &pid, &err));
+  return pid;
+}
+
+int wait_for(GPid pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  g_spawn_close_pid(pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string tmpfile(const char *name) {
+  static std::string dir;
+  if (dir.empty()) {
+    gchar *d = g_dir_make_tmp("costream-scripts-XXXXXX", nullptr);
+    REQUIRE(d != nullptr);
+    dir = d;
+    g_free(d);
+  }
+  return dir + "/" + name;
+}
+
+/* A Matroska recording decoded: video frames and S16 audio of `channels`. */
+struct Recording {
+  Collected video, audio;
+  explicit Recording(const std::string &path, int channels) {
+    GError *err = nullptr;
+    const std::string desc =
+        "filesrc location=" + path +
+        " ! matroskademux name=d d.video_0 ! queue ! h264parse ! avdec_h264 ! appsink name=v "
+        "sync=false d.audio_0 ! queue ! opusdec ! audioconvert ! "
+        "audio/x-raw,format=S16LE,channels=" +
+        std::to_string(channels) + " ! appsink name=a sync=false";
+    GstElement *p = gst_parse_launch(desc.c_str(), &err);
+    REQUIRE(err == nullptr);
+    GstElement *v = gst_bin_get_by_name(GST_BIN(p), "v");
+    GstElement *a = gst_bin_get_by_name(GST_BIN(p), "a");
+    g_object_set(v, "max-buffers", 0, nullptr);
+    g_object_set(a, "max-buffers", 0, nullptr);
+    REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    pull_all(v, video);
+    pull_all(a, audio);
+    gst_element_set_state(p, GST_STATE_NULL);
+    gst_object_unref(v);
+    gst_object_unref(a);
+    gst_object_unref(p);
+  }
+};
+
+} // namespace
+
+TEST_CASE("costream-send to costream-recv over loopback: video frames and the tone arrive",
+          "[scripts]") {
+  const std::string out = tmpfile("send-recv.mkv");
+  GPid rx = spawn({script("costream-recv"), "--out", out, "--seconds", "9", "--port-base", "6300"});
+  g_usleep(1500000); /* the receiver listens before the sender starts */
+  GPid tx = spawn(
+      {script("costream-send"), "--peer", "127.0.0.1", "--seconds", "5", "--port-base", "6300"});
+  CHECK(wait_for(tx) == 0);
+  CHECK(wait_for(rx) == 0);
+  Recording rec(out, 1);
+  INFO("frames " << rec.video.buffers.size());
+  /* 5 s at 30 fps; the first frames may go out before the encoder's first keyframe reaches the
+   * receiver's jitter buffer */
+  CHECK(rec.video.buffers.size() >= 120);
+  CHECK(rec.video.buffers.size() <= 150);
+  auto x = rec.audio.channel(0, 1);
+  REQUIRE(x.size() >= 3 * 48000);
+  CHECK(testsig::amplitude_at(&x[48000], 96000, 440, 48000) == Approx(0.3).margin(0.03));
+}
+
+TEST_CASE("obs-to-peer: an RTMP publish reaches costream-recv as H.264 and Opus", "[scripts]") {
+  const std::string flv = tmpfile("obs.flv");
+  const char *mk[] = {"timeout",
+                      "60",
+                      "ffmpeg",
+                      "-hide_banner",
+                      "-loglevel",
+                      "error",
+                      "-y",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "testsrc=size=320x240:rate=25:duration=3",
+                      "-f",
+                      "lavfi",
+                      "-i",
+                      "aevalsrc=0.25*sin(2*PI*440*t)|0.25*sin(2*PI*660*t):s=48000:d=3",
+                      "-c:v",
+                      "libx264",
+                      "-preset",
+                      "ultrafast",
+                      "-g",
+                      "25",
+                      "-bf",
+                      "0",
+                      "-pix_fmt",
+                      "yuv420p",
+                      "-c:a",
+                      "aac",
+                      "-shortest",
+                      flv.c_str(),
+                      nullptr};
+  gint status = -1;
+  REQUIRE(g_spawn_sync(nullptr, const_cast<char **>(mk), nullptr, G_SPAWN_SEARCH_PATH, nullptr,
+                       nullptr, nullptr, nullptr, &status, nullptr));
+  REQUIRE(g_spawn_check_wait_status(status, nullptr));
+  const std::string out = tmpfile("obs.mkv");
+  GPid rx =
+      spawn({script("costream-recv"), "--out", out, "--seconds", "12", "--port-base", "6400"});
+  GPid br = spawn({script("obs-to-peer"), "--peer", "127.0.0.1", "--port", "19410", "--key", "k",
+                   "--port-base", "6400", "--seconds", "11"});
+  g_usleep(2000000);
+  GPid pub = spawn({"timeout", "30", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i",
+                    flv, "-c", "copy", "-f", "flv", "rtmp://127.0.0.1:19410/live/k"});
+  CHECK(wait_for(pub) == 0);
+  CHECK(wait_for(br) == 0);
+  CHECK(wait_for(rx) == 0);
+  Recording rec(out, 2);
+  CHECK(rec.video.buffers.size() == 75);
+  auto l = rec.audio.channel(0, 2), r = rec.audio.channel(1, 2);
+  REQUIRE(l.size() >= 2 * 48000);
+  CHECK(testsig::amplitude_at(&l[24000], 72000, 440, 48000) == Approx(0.25).margin(0.02));
+  CHECK(testsig::amplitude_at(&r[24000], 72000, 660, 48000) == Approx(0.25).margin(0.02));
+}
