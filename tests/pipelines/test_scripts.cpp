@@ -12,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 using namespace testgst;
 
 namespace {
@@ -153,4 +155,57 @@ TEST_CASE("obs-to-peer: an RTMP publish reaches costream-recv as H.264 and Opus"
   REQUIRE(l.size() >= 2 * 48000);
   CHECK(testsig::amplitude_at(&l[24000], 72000, 440, 48000) == Approx(0.25).margin(0.02));
   CHECK(testsig::amplitude_at(&r[24000], 72000, 660, 48000) == Approx(0.25).margin(0.02));
+}
+
+TEST_CASE("costream-room: every peer hears the others and never itself; pins are printed",
+          "[scripts]") {
+  const std::string dir = tmpfile("room");
+  gchar *out = nullptr;
+  gint status = -1;
+  const std::string room = script("costream-room");
+  const char *argv[] = {"timeout", "90",        room.c_str(), "--peers",     "3",    "--seconds",
+                        "6",       "--out-dir", dir.c_str(),  "--port-base", "6500", nullptr};
+  REQUIRE(g_spawn_sync(nullptr, const_cast<char **>(argv), nullptr, G_SPAWN_SEARCH_PATH, nullptr,
+                       nullptr, &out, nullptr, &status, nullptr));
+  const std::string printed = out ? out : "";
+  g_free(out);
+  CHECK(g_spawn_check_wait_status(status, nullptr));
+  /* the hub printed each peer's pin as it happened */
+  CHECK(printed.find("mixminus-pin: slot ") != std::string::npos);
+  CHECK(printed.find("peer 0") != std::string::npos);
+  CHECK(printed.find("peer 1") != std::string::npos);
+  CHECK(printed.find("peer 2") != std::string::npos);
+  const double freq[3] = {300, 500, 700};
+  for (int peer = 0; peer < 3; peer++) {
+    INFO("peer " << peer);
+    GError *err = nullptr;
+    const std::string desc = "filesrc location=" + dir + "/peer-" + std::to_string(peer) +
+                             ".wav ! wavparse ! audioconvert ! audio/x-raw,format=S16LE,channels=1 "
+                             "! appsink name=a sync=false";
+    GstElement *p = gst_parse_launch(desc.c_str(), &err);
+    REQUIRE(err == nullptr);
+    GstElement *a = gst_bin_get_by_name(GST_BIN(p), "a");
+    g_object_set(a, "max-buffers", 0, nullptr);
+    REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    Collected c;
+    pull_all(a, c);
+    gst_element_set_state(p, GST_STATE_NULL);
+    gst_object_unref(a);
+    gst_object_unref(p);
+    auto x = c.channel(0, 1);
+    REQUIRE(x.size() >= 5 * 48000);
+    /* 100 ms windows from 2 s to 4.5 s (the room is up by then): median amplitude per tone */
+    for (int other = 0; other < 3; other++) {
+      std::vector<double> amps;
+      for (size_t s = 2 * 48000; s + 4800 <= 45 * 4800; s += 4800)
+        amps.push_back(testsig::amplitude_at(&x[s], 4800, freq[other], 48000));
+      std::sort(amps.begin(), amps.end());
+      const double median = amps[amps.size() / 2];
+      INFO("tone of peer " << other << ": median " << median);
+      if (other == peer)
+        CHECK(median < 0.01); /* never itself */
+      else
+        CHECK(median > 0.15); /* the others, at their 0.2 */
+    }
+  }
 }
