@@ -203,14 +203,9 @@ struct Decoder {
 } // namespace
 
 bool decode(ByteReader &r, Value *out, std::string *why, const Limits &limits) {
-  const size_t start = r.pos();
   Decoder d{r, why, limits};
   *out = Value();
-  if (!d.value(out, 0)) {
-    (void)start;
-    return false;
-  }
-  return true;
+  return d.value(out, 0);
 }
 
 bool decode_all(const uint8_t *data, size_t size, std::vector<Value> *out, std::string *why,
