@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <fstream>
 
 namespace testgst {
 
@@ -103,6 +104,74 @@ std::vector<GstStructure *> drain_element_messages(GstElement *pipeline, const c
   }
   gst_object_unref(bus);
   return out;
+}
+
+int run_command(const std::vector<std::string> &args, std::string *out) {
+  std::vector<char *> argv;
+  for (auto &a : args)
+    argv.push_back(const_cast<char *>(a.c_str()));
+  argv.push_back(nullptr);
+  gchar *stdout_text = nullptr;
+  gint status = -1;
+  if (!g_spawn_sync(nullptr, argv.data(), nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr,
+                    out ? &stdout_text : nullptr, nullptr, &status, nullptr))
+    return -1;
+  if (out)
+    *out = stdout_text ? stdout_text : "";
+  g_free(stdout_text);
+  return g_spawn_check_wait_status(status, nullptr) ? 0 : 1;
+}
+
+const std::string &test_tmpdir() {
+  static std::string dir;
+  if (dir.empty()) {
+    gchar *d = g_dir_make_tmp("costream-test-XXXXXX", nullptr);
+    REQUIRE(d != nullptr);
+    dir = d;
+    g_free(d);
+  }
+  return dir;
+}
+
+std::vector<uint8_t> read_file(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)),
+                              std::istreambuf_iterator<char>());
+}
+
+void make_av_flv(const std::string &path, const std::string &audio) {
+  INFO("making " << path);
+  REQUIRE(run_command({"timeout",
+                       "60",
+                       "ffmpeg",
+                       "-hide_banner",
+                       "-loglevel",
+                       "error",
+                       "-y",
+                       "-f",
+                       "lavfi",
+                       "-i",
+                       "testsrc=size=320x240:rate=25:duration=3",
+                       "-f",
+                       "lavfi",
+                       "-i",
+                       audio + ":d=3",
+                       "-c:v",
+                       "libx264",
+                       "-preset",
+                       "ultrafast",
+                       "-g",
+                       "25",
+                       "-bf",
+                       "0",
+                       "-pix_fmt",
+                       "yuv420p",
+                       "-c:a",
+                       "aac",
+                       "-b:a",
+                       "192k",
+                       "-shortest",
+                       path}) == 0);
 }
 
 } // namespace testgst

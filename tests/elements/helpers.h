@@ -42,4 +42,17 @@ std::string wait_eos_or_error(GstElement *pipeline, GstClockTime timeout = 30 * 
 /* Collects element messages of a given structure name that were posted on the bus so far. */
 std::vector<GstStructure *> drain_element_messages(GstElement *pipeline, const char *name);
 
+/* Runs a command (looked up in PATH) to its end; 0 when it exited with 0, else non-zero.
+ * `out`, when given, receives its standard output. */
+int run_command(const std::vector<std::string> &args, std::string *out = nullptr);
+
+/* A directory of this test program's own, made on first use. */
+const std::string &test_tmpdir();
+
+std::vector<uint8_t> read_file(const std::string &path);
+
+/* Makes (with ffmpeg) a 3 s FLV: 320x240 test video at 25 fps, H.264 without B-frames, key frame
+ * every 25 frames, and AAC from the lavfi audio source `audio` (e.g. "sine=frequency=440"). */
+void make_av_flv(const std::string &path, const std::string &audio);
+
 } // namespace testgst

@@ -16,32 +16,16 @@ using namespace testgst;
 
 namespace {
 
-std::string tmpdir() {
-  static std::string dir;
-  if (dir.empty()) {
-    gchar *d = g_dir_make_tmp("costream-aac-XXXXXX", nullptr);
-    REQUIRE(d != nullptr);
-    dir = d;
-    g_free(d);
-  }
-  return dir;
-}
-
 /* An ADTS AAC-LC file: 440 Hz left, 660 Hz right (amplitude 0.25 each), `seconds` long. */
 std::string aac_file(int seconds, int rate = 44100) {
   const std::string path =
-      tmpdir() + "/tones-" + std::to_string(seconds) + "-" + std::to_string(rate) + ".aac";
+      test_tmpdir() + "/tones-" + std::to_string(seconds) + "-" + std::to_string(rate) + ".aac";
   if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) {
     const std::string d = std::to_string(seconds);
     const std::string filter =
         "aevalsrc=0.25*sin(2*PI*440*t)|0.25*sin(2*PI*660*t):s=" + std::to_string(rate) + ":d=" + d;
-    const char *argv[] = {"timeout", "120",  "ffmpeg", "-hide_banner", "-loglevel",    "error",
-                          "-y",      "-f",   "lavfi",  "-i",           filter.c_str(), "-c:a",
-                          "aac",     "-b:a", "192k",   path.c_str(),   nullptr};
-    gint status = -1;
-    REQUIRE(g_spawn_sync(nullptr, const_cast<char **>(argv), nullptr, G_SPAWN_SEARCH_PATH, nullptr,
-                         nullptr, nullptr, nullptr, &status, nullptr));
-    REQUIRE(g_spawn_check_wait_status(status, nullptr));
+    REQUIRE(run_command({"timeout", "120", "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                         "-f", "lavfi", "-i", filter, "-c:a", "aac", "-b:a", "192k", path}) == 0);
   }
   return path;
 }

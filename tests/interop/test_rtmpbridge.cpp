@@ -10,8 +10,6 @@
 #include "rtmp/flv.h"
 #include "signal.h"
 
-#include <fstream>
-
 #include <gio/gio.h>
 
 #include <catch2/catch.hpp>
@@ -24,57 +22,12 @@ using namespace testgst;
 
 namespace {
 
-int run(const std::vector<std::string> &args) {
-  std::vector<char *> argv;
-  for (auto &a : args)
-    argv.push_back(const_cast<char *>(a.c_str()));
-  argv.push_back(nullptr);
-  gint status = -1;
-  if (!g_spawn_sync(nullptr, argv.data(), nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr,
-                    nullptr, &status, nullptr))
-    return -1;
-  return g_spawn_check_wait_status(status, nullptr) ? 0 : 1;
-}
-
 /* 3 s: 440 Hz left, 660 Hz right (0.25 each), 320x240 at 25 fps, H.264 without B-frames. */
 std::string test_file() {
   static std::string path;
   if (path.empty()) {
-    gchar *d = g_dir_make_tmp("costream-bridge-XXXXXX", nullptr);
-    REQUIRE(d != nullptr);
-    path = std::string(d) + "/av.flv";
-    g_free(d);
-    REQUIRE(run({"timeout",
-                 "60",
-                 "ffmpeg",
-                 "-hide_banner",
-                 "-loglevel",
-                 "error",
-                 "-y",
-                 "-f",
-                 "lavfi",
-                 "-i",
-                 "testsrc=size=320x240:rate=25:duration=3",
-                 "-f",
-                 "lavfi",
-                 "-i",
-                 "aevalsrc=0.25*sin(2*PI*440*t)|0.25*sin(2*PI*660*t):s=44100:d=3",
-                 "-c:v",
-                 "libx264",
-                 "-preset",
-                 "ultrafast",
-                 "-g",
-                 "25",
-                 "-bf",
-                 "0",
-                 "-pix_fmt",
-                 "yuv420p",
-                 "-c:a",
-                 "aac",
-                 "-b:a",
-                 "192k",
-                 "-shortest",
-                 path}) == 0);
+    path = test_tmpdir() + "/av.flv";
+    make_av_flv(path, "aevalsrc=0.25*sin(2*PI*440*t)|0.25*sin(2*PI*660*t):s=44100");
   }
   return path;
 }
@@ -173,9 +126,9 @@ TEST_CASE("OBS-style publish through rtmpbridge, RTP over loopback, decoded at t
   REQUIRE(port > 0);
 
   /* real time, as OBS would */
-  REQUIRE(run({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i",
-               test_file(), "-c", "copy", "-f", "flv",
-               "rtmp://127.0.0.1:" + std::to_string(port) + "/live/obs"}) == 0);
+  REQUIRE(run_command({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i",
+                       test_file(), "-c", "copy", "-f", "flv",
+                       "rtmp://127.0.0.1:" + std::to_string(port) + "/live/obs"}) == 0);
   CHECK(wait_eos_or_error(send, 20 * GST_SECOND).empty());
 
   Collected video, audio;
@@ -198,9 +151,7 @@ TEST_CASE("OBS-style publish through rtmpbridge, RTP over loopback, decoded at t
   /* A/V: the offset between the first audio and the first video at the bridge's pads is the
    * file's, within 5 ms */
   {
-    std::ifstream f(test_file(), std::ios::binary);
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)),
-                               std::istreambuf_iterator<char>());
+    const std::vector<uint8_t> bytes = read_file(test_file());
     costream::flv::TagReader reader;
     std::vector<costream::flv::Tag> tags;
     std::string why;
@@ -275,7 +226,7 @@ int publish(const std::string &url, const std::vector<std::string> &extra) {
                                    "-loglevel", "error", "-i",     test_file()};
   args.insert(args.end(), extra.begin(), extra.end());
   args.insert(args.end(), {"-f", "flv", url});
-  return run(args);
+  return run_command(args);
 }
 
 } // namespace
@@ -552,9 +503,9 @@ TEST_CASE("rtmpbridge into webrtcbin (sendonly) and out of webrtcbin (recvonly),
 
   guint port = 0;
   g_object_get(rig.bridge, "bound-port", &port, nullptr);
-  REQUIRE(run({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i",
-               test_file(), "-c", "copy", "-f", "flv",
-               "rtmp://127.0.0.1:" + std::to_string(port) + "/live/k"}) == 0);
+  REQUIRE(run_command({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i",
+                       test_file(), "-c", "copy", "-f", "flv",
+                       "rtmp://127.0.0.1:" + std::to_string(port) + "/live/k"}) == 0);
 
   /* everything that arrived, until the receiver is quiet */
   GstElement *vsink = nullptr, *asink = nullptr;

@@ -23,76 +23,12 @@ using namespace testgst;
 
 namespace {
 
-std::string tmpdir() {
-  static std::string dir;
-  if (dir.empty()) {
-    gchar *d = g_dir_make_tmp("costream-rtmp-XXXXXX", nullptr);
-    REQUIRE(d != nullptr);
-    dir = d;
-    g_free(d);
-  }
-  return dir;
-}
-
-int run(const std::vector<std::string> &args, std::string *err_out = nullptr) {
-  std::vector<char *> argv;
-  for (auto &a : args)
-    argv.push_back(const_cast<char *>(a.c_str()));
-  argv.push_back(nullptr);
-  gchar *err = nullptr;
-  gint status = -1;
-  GError *e = nullptr;
-  if (!g_spawn_sync(nullptr, argv.data(), nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr,
-                    &err, &status, &e)) {
-    if (err_out)
-      *err_out = e->message;
-    g_error_free(e);
-    return -1;
-  }
-  if (err_out && err)
-    *err_out = err;
-  g_free(err);
-  return g_spawn_check_wait_status(status, nullptr) ? 0 : 1;
-}
-
 /* A 3 s test file: H.264 (no B-frames) + AAC, made once by ffmpeg. */
 const std::string &test_flv() {
   static std::string path;
   if (path.empty()) {
-    path = tmpdir() + "/test.flv";
-    std::string err;
-    REQUIRE(run({"timeout",
-                 "60",
-                 "ffmpeg",
-                 "-hide_banner",
-                 "-loglevel",
-                 "error",
-                 "-y",
-                 "-f",
-                 "lavfi",
-                 "-i",
-                 "testsrc=size=320x240:rate=25:duration=3",
-                 "-f",
-                 "lavfi",
-                 "-i",
-                 "sine=frequency=440:sample_rate=48000:duration=3",
-                 "-c:v",
-                 "libx264",
-                 "-preset",
-                 "ultrafast",
-                 "-g",
-                 "25",
-                 "-bf",
-                 "0",
-                 "-pix_fmt",
-                 "yuv420p",
-                 "-c:a",
-                 "aac",
-                 "-b:a",
-                 "128k",
-                 "-shortest",
-                 path},
-                &err) == 0);
+    path = test_tmpdir() + "/test.flv";
+    make_av_flv(path, "sine=frequency=440:sample_rate=48000");
   }
   return path;
 }
@@ -106,12 +42,6 @@ std::vector<costream::flv::Tag> media_tags(const std::vector<uint8_t> &bytes) {
     if (t.type != costream::flv::kScript)
       media.push_back(std::move(t));
   return media;
-}
-
-std::vector<uint8_t> file_bytes(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)),
-                              std::istreambuf_iterator<char>());
 }
 
 struct Server {
@@ -164,8 +94,8 @@ struct Server {
 };
 
 int ffmpeg_publish(const std::string &url) {
-  return run({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-i", test_flv(),
-              "-c", "copy", "-f", "flv", url});
+  return run_command({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-i",
+                      test_flv(), "-c", "copy", "-f", "flv", url});
 }
 
 void check_identical(const std::vector<costream::flv::Tag> &got,
@@ -185,7 +115,7 @@ void check_identical(const std::vector<costream::flv::Tag> &got,
 } // namespace
 
 TEST_CASE("ffmpeg publishes: every audio and video tag arrives byte-identical", "[rtmp][interop]") {
-  const auto want = media_tags(file_bytes(test_flv()));
+  const auto want = media_tags(read_file(test_flv()));
   Server s("stream-key=k3y");
   REQUIRE(ffmpeg_publish(s.url("k3y?token=abc")) == 0);
   Collected bufs;
@@ -202,7 +132,7 @@ TEST_CASE("ffmpeg publishes: every audio and video tag arrives byte-identical", 
 }
 
 TEST_CASE("rtmp2sink publishes: every tag arrives byte-identical", "[rtmp][interop]") {
-  const auto want = media_tags(file_bytes(test_flv()));
+  const auto want = media_tags(read_file(test_flv()));
   Server s("");
   GError *err = nullptr;
   /* rtmp2sink takes one FLV tag per buffer (as flvmux gives them): the file's tags, as they are */
@@ -221,7 +151,7 @@ TEST_CASE("rtmp2sink publishes: every tag arrives byte-identical", "[rtmp][inter
     costream::flv::TagReader r;
     std::vector<costream::flv::Tag> tags;
     std::string why;
-    auto bytes = file_bytes(test_flv());
+    auto bytes = read_file(test_flv());
     REQUIRE(r.feed(bytes.data(), bytes.size(), &tags, &why));
     for (auto &t : tags) {
       std::vector<uint8_t> one;
@@ -240,7 +170,7 @@ TEST_CASE("rtmp2sink publishes: every tag arrives byte-identical", "[rtmp][inter
 }
 
 TEST_CASE("A wrong key is refused; the right one works after it", "[rtmp][interop]") {
-  const auto want = media_tags(file_bytes(test_flv()));
+  const auto want = media_tags(read_file(test_flv()));
   Server s("stream-key=right");
   CHECK(ffmpeg_publish(s.url("wrong")) != 0);
   CHECK(media_tags(s.drain(nullptr, GST_SECOND / 2)).empty());
@@ -250,7 +180,7 @@ TEST_CASE("A wrong key is refused; the right one works after it", "[rtmp][intero
 }
 
 TEST_CASE("A publisher that leaves and comes back continues the timeline", "[rtmp][interop]") {
-  const auto want = media_tags(file_bytes(test_flv()));
+  const auto want = media_tags(read_file(test_flv()));
   Server s("");
   REQUIRE(ffmpeg_publish(s.url("a")) == 0);
   Collected first;
@@ -273,7 +203,7 @@ TEST_CASE("A publisher that leaves and comes back continues the timeline", "[rtm
 }
 
 TEST_CASE("A flood of half-open connections does not lock a publisher out", "[rtmp][interop]") {
-  const auto want = media_tags(file_bytes(test_flv()));
+  const auto want = media_tags(read_file(test_flv()));
   Server s("max-pending-connections=8 handshake-timeout=3000");
   std::vector<GSocketConnection *> idle;
   GSocketClient *client = g_socket_client_new();
@@ -321,7 +251,7 @@ bool closed_by_server(GSocketConnection *c, int timeout_ms) {
 } // namespace
 
 TEST_CASE("A hostile session is dropped and the element keeps serving", "[rtmp][interop]") {
-  const auto want = media_tags(file_bytes(test_flv()));
+  const auto want = media_tags(read_file(test_flv()));
   Server s("handshake-timeout=800");
   GSocketClient *client = g_socket_client_new();
   /* 1: a valid handshake, then a chunk announcing a 200 MB message */
@@ -408,8 +338,8 @@ TEST_CASE("Publish messages, a refused second publisher, EOS on disconnect", "[r
   /* publisher 1 in real time (3 s); publisher 2 tries while it is live */
   std::atomic<int> first{-1};
   std::thread t([&] {
-    first = run({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i",
-                 test_flv(), "-c", "copy", "-f", "flv", s.url("one")});
+    first = run_command({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+                         "-i", test_flv(), "-c", "copy", "-f", "flv", s.url("one")});
   });
   const gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
   while (s.stat("publishes") == 0 && g_get_monotonic_time() < deadline)
@@ -450,33 +380,33 @@ TEST_CASE("Publish messages, a refused second publisher, EOS on disconnect", "[r
 }
 
 TEST_CASE("H.264 with B-frames posts a one-time warning", "[rtmp][interop]") {
-  const std::string path = tmpdir() + "/bframes.flv";
-  REQUIRE(run({"timeout",
-               "60",
-               "ffmpeg",
-               "-hide_banner",
-               "-loglevel",
-               "error",
-               "-y",
-               "-f",
-               "lavfi",
-               "-i",
-               "testsrc=size=160x120:rate=25:duration=2",
-               "-c:v",
-               "libx264",
-               "-preset",
-               "ultrafast",
-               "-bf",
-               "2",
-               "-x264-params",
-               "b-pyramid=0",
-               "-an",
-               path}) == 0);
+  const std::string path = test_tmpdir() + "/bframes.flv";
+  REQUIRE(run_command({"timeout",
+                       "60",
+                       "ffmpeg",
+                       "-hide_banner",
+                       "-loglevel",
+                       "error",
+                       "-y",
+                       "-f",
+                       "lavfi",
+                       "-i",
+                       "testsrc=size=160x120:rate=25:duration=2",
+                       "-c:v",
+                       "libx264",
+                       "-preset",
+                       "ultrafast",
+                       "-bf",
+                       "2",
+                       "-x264-params",
+                       "b-pyramid=0",
+                       "-an",
+                       path}) == 0);
   BusLog log;
   Server s("");
   attach(log, s.pipeline);
-  REQUIRE(run({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path, "-c",
-               "copy", "-f", "flv", s.url("k")}) == 0);
+  REQUIRE(run_command({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path,
+                       "-c", "copy", "-f", "flv", s.url("k")}) == 0);
   s.drain();
   std::lock_guard<std::mutex> lk(log.lock);
   REQUIRE(log.warnings.size() == 1);

@@ -43,14 +43,7 @@ int wait_for(GPid pid) {
 }
 
 std::string tmpfile(const char *name) {
-  static std::string dir;
-  if (dir.empty()) {
-    gchar *d = g_dir_make_tmp("costream-scripts-XXXXXX", nullptr);
-    REQUIRE(d != nullptr);
-    dir = d;
-    g_free(d);
-  }
-  return dir + "/" + name;
+  return test_tmpdir() + "/" + name;
 }
 
 /* A Matroska recording decoded: video frames and S16 audio of `channels`. */
@@ -104,40 +97,7 @@ TEST_CASE("costream-send to costream-recv over loopback: video frames and the to
 
 TEST_CASE("obs-to-peer: an RTMP publish reaches costream-recv as H.264 and Opus", "[scripts]") {
   const std::string flv = tmpfile("obs.flv");
-  const char *mk[] = {"timeout",
-                      "60",
-                      "ffmpeg",
-                      "-hide_banner",
-                      "-loglevel",
-                      "error",
-                      "-y",
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "testsrc=size=320x240:rate=25:duration=3",
-                      "-f",
-                      "lavfi",
-                      "-i",
-                      "aevalsrc=0.25*sin(2*PI*440*t)|0.25*sin(2*PI*660*t):s=48000:d=3",
-                      "-c:v",
-                      "libx264",
-                      "-preset",
-                      "ultrafast",
-                      "-g",
-                      "25",
-                      "-bf",
-                      "0",
-                      "-pix_fmt",
-                      "yuv420p",
-                      "-c:a",
-                      "aac",
-                      "-shortest",
-                      flv.c_str(),
-                      nullptr};
-  gint status = -1;
-  REQUIRE(g_spawn_sync(nullptr, const_cast<char **>(mk), nullptr, G_SPAWN_SEARCH_PATH, nullptr,
-                       nullptr, nullptr, nullptr, &status, nullptr));
-  REQUIRE(g_spawn_check_wait_status(status, nullptr));
+  make_av_flv(flv, "aevalsrc=0.25*sin(2*PI*440*t)|0.25*sin(2*PI*660*t):s=48000");
   const std::string out = tmpfile("obs.mkv");
   GPid rx =
       spawn({script("costream-recv"), "--out", out, "--seconds", "12", "--port-base", "6400"});
@@ -160,16 +120,10 @@ TEST_CASE("obs-to-peer: an RTMP publish reaches costream-recv as H.264 and Opus"
 TEST_CASE("costream-room: every peer hears the others and never itself; pins are printed",
           "[scripts]") {
   const std::string dir = tmpfile("room");
-  gchar *out = nullptr;
-  gint status = -1;
-  const std::string room = script("costream-room");
-  const char *argv[] = {"timeout", "90",        room.c_str(), "--peers",     "3",    "--seconds",
-                        "6",       "--out-dir", dir.c_str(),  "--port-base", "6500", nullptr};
-  REQUIRE(g_spawn_sync(nullptr, const_cast<char **>(argv), nullptr, G_SPAWN_SEARCH_PATH, nullptr,
-                       nullptr, &out, nullptr, &status, nullptr));
-  const std::string printed = out ? out : "";
-  g_free(out);
-  CHECK(g_spawn_check_wait_status(status, nullptr));
+  std::string printed;
+  CHECK(run_command({"timeout", "90", script("costream-room"), "--peers", "3", "--seconds", "6",
+                     "--out-dir", dir, "--port-base", "6500"},
+                    &printed) == 0);
   /* the hub printed each peer's pin as it happened */
   CHECK(printed.find("mixminus-pin: slot ") != std::string::npos);
   CHECK(printed.find("peer 0") != std::string::npos);
