@@ -127,16 +127,6 @@ GST_ELEMENT_REGISTER_DEFINE(backchannelmixer, "backchannelmixer", GST_RANK_NONE,
 
 namespace {
 
-GstCaps *fixate_output(GstCaps *caps) {
-  caps = gst_caps_make_writable(caps);
-  caps = gst_caps_truncate(caps);
-  GstStructure *s = gst_caps_get_structure(caps, 0);
-  gst_structure_fixate_field_nearest_int(s, "rate", 48000);
-  gst_structure_fixate_field_nearest_int(s, "channels", 2);
-  gst_structure_fixate_field_string(s, "format", GST_AUDIO_NE(S16));
-  return gst_caps_fixate(caps);
-}
-
 GstMessage *talker_message(GstBackchannelMixer *self, GstCostreamMixerPad *pad, bool active,
                            double level) {
   return gst_message_new_element(GST_OBJECT(self),
@@ -166,7 +156,7 @@ static gboolean gst_backchannel_mixer_negotiate(GstCostreamMixer *mixer, GstAudi
                       (nullptr));
     return FALSE;
   }
-  GstCaps *caps = fixate_output(peer);
+  GstCaps *caps = gst_costream_mixer_fixate_caps(peer, 2);
   if (!gst_audio_info_from_caps(info, caps)) {
     GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Could not fix an output format."),
                       ("caps %" GST_PTR_FORMAT, caps));

@@ -1025,14 +1025,28 @@ void push_eos(GstCostreamMixer *self) {
 
 } // namespace
 
-static gboolean gst_costream_mixer_default_push_event(GstCostreamMixer *self, GstEvent *event) {
-  std::vector<GstPad *> srcpads;
+std::vector<GstPad *> gst_costream_mixer_get_src_pads(GstCostreamMixer *self) {
+  std::vector<GstPad *> pads;
   GST_OBJECT_LOCK(self);
   for (GList *l = GST_ELEMENT(self)->srcpads; l; l = l->next)
-    srcpads.push_back(GST_PAD(gst_object_ref(l->data)));
+    pads.push_back(GST_PAD(gst_object_ref(l->data)));
   GST_OBJECT_UNLOCK(self);
+  return pads;
+}
+
+GstCaps *gst_costream_mixer_fixate_caps(GstCaps *caps, int channels) {
+  caps = gst_caps_make_writable(caps);
+  caps = gst_caps_truncate(caps);
+  GstStructure *s = gst_caps_get_structure(caps, 0);
+  gst_structure_fixate_field_nearest_int(s, "rate", 48000);
+  gst_structure_fixate_field_nearest_int(s, "channels", channels);
+  gst_structure_fixate_field_string(s, "format", GST_AUDIO_NE(S16));
+  return gst_caps_fixate(caps);
+}
+
+static gboolean gst_costream_mixer_default_push_event(GstCostreamMixer *self, GstEvent *event) {
   gboolean ok = TRUE;
-  for (auto *p : srcpads) {
+  for (auto *p : gst_costream_mixer_get_src_pads(self)) {
     ok = gst_pad_push_event(p, gst_event_ref(event)) && ok;
     gst_object_unref(p);
   }

@@ -116,6 +116,11 @@ gboolean gst_costream_mixer_is_live(GstCostreamMixer *self);
 /* Handlers for a subclass's src pads: seek, reconfigure, latency and caps queries. */
 gboolean gst_costream_mixer_src_event(GstPad *pad, GstObject *parent, GstEvent *event);
 gboolean gst_costream_mixer_src_query(GstPad *pad, GstObject *parent, GstQuery *query);
+/* Snapshot of the element's src pads (each with a reference; gst_object_unref each). */
+std::vector<GstPad *> gst_costream_mixer_get_src_pads(GstCostreamMixer *self);
+/* Fixates raw audio caps (taken) to one format: 48 kHz, `channels`, native S16 where the caps
+ * leave the choice. */
+GstCaps *gst_costream_mixer_fixate_caps(GstCaps *caps, int channels);
 /* Snapshot of the talker pads (each with a reference; unref with the function below). */
 std::vector<GstCostreamMixerPad *> gst_costream_mixer_get_pads(GstCostreamMixer *self);
 void gst_costream_mixer_release_pads(std::vector<GstCostreamMixerPad *> &pads);

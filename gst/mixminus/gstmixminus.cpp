@@ -266,26 +266,6 @@ GstMessage *slot_message(GstMixMinus *self, const char *name, int slot, GstPad *
                                           "running-time", G_TYPE_UINT64, running_time, nullptr));
 }
 
-/* Every participant's src pad (with a reference each). */
-std::vector<GstPad *> src_pads(GstMixMinus *self) {
-  std::vector<GstPad *> pads;
-  GST_OBJECT_LOCK(self);
-  for (GList *l = GST_ELEMENT(self)->srcpads; l; l = l->next)
-    pads.push_back(GST_PAD(gst_object_ref(l->data)));
-  GST_OBJECT_UNLOCK(self);
-  return pads;
-}
-
-GstCaps *fixate_output(GstCaps *caps) {
-  caps = gst_caps_make_writable(caps);
-  caps = gst_caps_truncate(caps);
-  GstStructure *s = gst_caps_get_structure(caps, 0);
-  gst_structure_fixate_field_nearest_int(s, "rate", 48000);
-  gst_structure_fixate_field_nearest_int(s, "channels", 1); /* voices */
-  gst_structure_fixate_field_string(s, "format", GST_AUDIO_NE(S16));
-  return gst_caps_fixate(caps);
-}
-
 } // namespace
 
 /* Output thread: each return feed is raw or Opus (what its peer takes; raw when both), and
@@ -349,7 +329,7 @@ static gboolean gst_mix_minus_negotiate(GstCostreamMixer *mixer, GstAudioInfo *i
         (nullptr));
     return FALSE;
   }
-  GstCaps *caps = fixate_output(common);
+  GstCaps *caps = gst_costream_mixer_fixate_caps(common, 1 /* voices */);
   if (!gst_audio_info_from_caps(info, caps)) {
     GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Could not fix an output format."),
                       ("caps %" GST_PTR_FORMAT, caps));
@@ -737,11 +717,10 @@ static GstFlowReturn gst_mix_minus_output(GstCostreamMixer *mixer, GstCostreamMi
 /* Events for the outputs: flushes reach every return feed; the others only feeds that started
  * (a feed's first buffer brings its own stream-start, caps and segment). */
 static gboolean gst_mix_minus_push_event(GstCostreamMixer *mixer, GstEvent *event) {
-  auto *self = GST_MIX_MINUS(mixer);
   const bool flush = GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_START ||
                      GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP;
   gboolean ok = TRUE;
-  for (auto *p : src_pads(self)) {
+  for (auto *p : gst_costream_mixer_get_src_pads(mixer)) {
     GstEvent *ss = gst_pad_get_sticky_event(p, GST_EVENT_CAPS, 0);
     if (flush || ss)
       ok = gst_pad_push_event(p, gst_event_ref(event)) && ok;
