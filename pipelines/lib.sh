@@ -28,16 +28,23 @@ costream_h264_encoder() {
   fi
 }
 
-# Runs a launch line for at most `seconds` (0: until interrupted), ending with EOS (-e) so files
-# are finished properly.
+# Whether costream_launch ends with EOS (-e). Recorders need it, so their files are finished.
+# Senders set it to 0: they have nothing to finish, and with EOS a stop would wait for rtpbin to
+# send EOS on its RTCP pads, which it does only after its BYE at the next RTCP interval: seconds,
+# sometimes past the stop timeout.
+costream_eos=1
+
+# Runs a launch line for at most `seconds` (0: until interrupted).
 costream_launch() {
   local seconds=$1
   shift
+  local eos=()
+  [ "$costream_eos" = 1 ] && eos=(-e)
   if [ "$seconds" -gt 0 ]; then
     local st=0
-    timeout -s INT -k 10 "$seconds" gst-launch-1.0 -e "$@" || st=$?
+    timeout -s INT -k 10 "$seconds" gst-launch-1.0 "${eos[@]}" "$@" || st=$?
     [ "$st" -eq 124 ] && st=0 # stopped by the timer, as asked
     return "$st"
   fi
-  exec gst-launch-1.0 -e "$@"
+  exec gst-launch-1.0 "${eos[@]}" "$@"
 }
