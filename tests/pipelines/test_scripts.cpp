@@ -99,10 +99,12 @@ TEST_CASE("obs-to-peer: an RTMP publish reaches costream-recv as H.264 and Opus"
   const std::string flv = tmpfile("obs.flv");
   make_av_flv(flv, "aevalsrc=0.25*sin(2*PI*440*t)|0.25*sin(2*PI*660*t):s=48000");
   const std::string out = tmpfile("obs.mkv");
+  /* The bridge and the receiver run for a fixed time: long enough that a loaded machine (ffmpeg
+   * slow to start, then publishing in real time) still ends its publish well before they stop. */
   GPid rx =
-      spawn({script("costream-recv"), "--out", out, "--seconds", "12", "--port-base", "6400"});
+      spawn({script("costream-recv"), "--out", out, "--seconds", "21", "--port-base", "6400"});
   GPid br = spawn({script("obs-to-peer"), "--peer", "127.0.0.1", "--port", "19410", "--key", "k",
-                   "--port-base", "6400", "--seconds", "11"});
+                   "--port-base", "6400", "--seconds", "20"});
   g_usleep(2000000);
   GPid pub = spawn({"timeout", "30", "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i",
                     flv, "-c", "copy", "-f", "flv", "rtmp://127.0.0.1:19410/live/k"});
