@@ -7,6 +7,7 @@ packages=(
   meson ninja-build pkg-config g++ catch2
   libglib2.0-dev libopus-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  libgstreamer-plugins-bad1.0-dev libsoup-3.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-nice ffmpeg
 )

@@ -6,7 +6,7 @@
  * discontinuity, latency, and the missing-decoder error.
  */
 #include "helpers.h"
-#include "signal.h"
+#include "testsig.h"
 
 #include "audio/opus.h"
 

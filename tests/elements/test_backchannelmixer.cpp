@@ -6,7 +6,7 @@
  * machine is: the clock only moves when the test moves it.
  */
 #include "helpers.h"
-#include "signal.h"
+#include "testsig.h"
 
 #include <gst/audio/audio.h>
 #include <gst/check/gstharness.h>

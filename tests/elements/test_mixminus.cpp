@@ -6,7 +6,7 @@
  * and a multi-threaded join/leave stress test.
  */
 #include "helpers.h"
-#include "signal.h"
+#include "testsig.h"
 
 #include "audio/opus.h"
 

@@ -8,7 +8,7 @@
  */
 #include "helpers.h"
 #include "rtmp/flv.h"
-#include "signal.h"
+#include "testsig.h"
 
 #include <gio/gio.h>
 

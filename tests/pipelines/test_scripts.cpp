@@ -6,7 +6,7 @@
  * scripts run as child processes with this program's isolated registry and plugin path.
  */
 #include "helpers.h"
-#include "signal.h"
+#include "testsig.h"
 
 #include <sys/wait.h>
 

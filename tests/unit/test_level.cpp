@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "audio/level.h"
-#include "signal.h"
+#include "testsig.h"
 
 #include <catch2/catch.hpp>
 

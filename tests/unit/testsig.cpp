@@ -1,7 +1,7 @@
 /* costream tests
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "signal.h"
+#include "testsig.h"
 
 #include <algorithm>
 #include <cmath>
