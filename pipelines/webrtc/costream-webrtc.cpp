@@ -50,6 +50,7 @@ struct Options {
   std::string tls_cert, tls_key; /* HTTPS: browsers allow the microphone only there (or on localhost) */
   std::vector<std::string> ice_addresses; /* empty: every interface (libnice's choice) */
   guint seconds = 0;
+  guint max_viewers = 16;
 };
 
 struct App;
@@ -367,7 +368,9 @@ GstPadProbeReturn unlink_when_idle(GstPad *teepad, GstPadProbeInfo *, gpointer d
     gst_pad_unlink(teepad, peer);
     gst_object_unref(peer);
   }
-  g_main_context_invoke(nullptr, finish_removal, data);
+  /* Always from the main loop, later: when the pad was idle this runs inside
+   * gst_pad_add_probe(), which must not see its pad released under it. */
+  g_idle_add(finish_removal, data);
   return GST_PAD_PROBE_REMOVE;
 }
 
@@ -441,6 +444,11 @@ void on_websocket(SoupServer *, SoupServerMessage *, const char *, SoupWebsocket
                   gpointer) {
   if (app.stopping)
     return;
+  if (app.viewers.size() >= app.opt.max_viewers) {
+    say("a viewer was turned away: %u are watching (--max-viewers)", app.opt.max_viewers);
+    soup_websocket_connection_close(ws, 1013 /* try again later (RFC 6455 registry) */, "full");
+    return;
+  }
   Viewer *v = add_viewer(ws);
   if (!v) {
     say("cannot make a webrtcbin (install gstreamer1.0-plugins-bad and gstreamer1.0-nice)");
@@ -674,6 +682,7 @@ void usage(FILE *f) {
       "  --tls-cert FILE --tls-key FILE  serve HTTPS (PEM files): browsers on other machines\n"
       "                     give the microphone only to https:// pages\n"
       "  --www DIR          the page's directory (default: this source tree's)\n"
+      "  --max-viewers N    viewers at once (default 16); more are turned away\n"
       "  --seconds N        stop after N seconds (default: run until interrupted)\n"
       "  --help\n");
 }
@@ -733,6 +742,8 @@ bool parse_args(int argc, char **argv) {
       ok = text(&o.www);
     else if (a == "--seconds")
       ok = number(&o.seconds);
+    else if (a == "--max-viewers")
+      ok = number(&o.max_viewers);
     else {
       std::fprintf(stderr, "costream-webrtc: unknown option %s\n", a.c_str());
       ok = false;

@@ -117,7 +117,10 @@ async function reportStats() {
 }
 
 const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
-ws.onclose = () => { stateText.textContent = 'disconnected'; };
+ws.onclose = (e) => {
+  stateText.textContent = e.reason === 'full' ? 'the server has all the viewers it takes'
+                                               : 'disconnected';
+};
 ws.onmessage = async (e) => {
   const [type, ...rest] = e.data.split('\n');
   if (type === 'hello') {
