@@ -314,8 +314,11 @@ uint32_t TalkerQueue::frames_present(int64_t from, int64_t to) const {
 void TalkerQueue::drop_consumed(int64_t before) {
   /* Keep the interpolator's history behind the reader. */
   const int64_t keep_from = before - (kHalfTaps + 1);
-  while (!chunks_.empty() && chunks_.front().end() <= keep_from)
+  while (!chunks_.empty() && chunks_.front().end() <= keep_from) {
+    if (released_ && chunks_.front().chunk.keepalive)
+      released_->push_back(std::move(chunks_.front().chunk.keepalive));
     chunks_.pop_front();
+  }
 }
 
 void TalkerQueue::copy_frames(int64_t from, uint32_t count, uint8_t *dst) const {

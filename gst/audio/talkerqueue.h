@@ -98,6 +98,10 @@ public:
   /* Reader position minus where the talker's timestamps put it, in frames (filtered). */
   double time_error() const { return have_timing_ ? correction_ - werr_filtered_ : 0.0; }
   size_t queued_chunks() const { return chunks_.size(); }
+  /* While set, chunks the reader passed are not released in place: their keepalives are moved
+   * to `sink`, for the caller to release later (e.g. outside a lock it holds while reading).
+   * nullptr: release in place. */
+  void release_into(std::vector<std::shared_ptr<void>> *sink) { released_ = sink; }
 
 private:
   struct Stored {
@@ -116,6 +120,7 @@ private:
 
   Config config_;
   std::deque<Stored> chunks_;
+  std::vector<std::shared_ptr<void>> *released_ = nullptr;
 
   bool have_written_ = false;
   int64_t write_end_ = 0;

@@ -56,7 +56,7 @@ using costream::TalkerStats;
 
 /* Non-live backpressure: a talker more than this far ahead of the output waits until it is
  * back under the low mark. */
-#define AHEAD_HIGH (200 * GST_MSECOND)
+#define AHEAD_HIGH (500 * GST_MSECOND)
 #define AHEAD_LOW (100 * GST_MSECOND)
 
 /* A level from GstAudioLevelMeta is used for the blocks it covers, and this much longer (RTP
@@ -324,6 +324,10 @@ struct GstCostreamMixerPrivate {
   bool discont = true;
   bool eos_requested = false;
   guint32 seqnum = 0;
+
+  /* Output thread only: the chunks the queues passed while it read a block (filled with the
+   * data lock held, released after it). */
+  std::vector<std::shared_ptr<void>> released;
 };
 
 typedef struct {
@@ -716,6 +720,7 @@ static gboolean gst_costream_mixer_sink_event(GstPad *pad, GstObject *parent, Gs
       pp->has_caps = true;
       priv->latency_dirty = true;
       live = priv->live;
+      wake_output(self, nullptr); /* to look at its latency again */
     }
     gst_event_unref(event);
     /* A talker that joins live may bring more latency than the pipeline was configured for (a
@@ -1121,8 +1126,10 @@ static void gst_costream_mixer_loop(gpointer user_data) {
       pause_task(self, "flushing");
       return;
     }
-    if (priv->reconfigure)
-      return; /* the next iteration renegotiates first */
+    if (priv->reconfigure || priv->latency_dirty)
+      return; /* the next iteration renegotiates, or finds out whether it is live, first: a
+               * live talker that starts while the output waits on talkers that never sent
+               * (linked to a source that has no data yet) makes the output live */
     if (priv->eos_requested) {
       lk.unlock();
       GST_DEBUG_OBJECT(self, "EOS requested by the application");
@@ -1201,7 +1208,8 @@ static void gst_costream_mixer_loop(gpointer user_data) {
   const double block_ms = 1000.0 * n / rate;
 
   /* Read the block from every talker (data lock held: the queues are shared with the talkers'
-   * threads). Zero-copy blocks keep their buffer by reference. */
+   * threads). Zero-copy blocks keep their buffer by reference. What the queues pass is released
+   * after the lock (unmap, unref, free), not while every talker waits for it. */
   block.inputs.resize(priv->pads.size());
   for (size_t i = 0; i < priv->pads.size(); i++) {
     auto *pad = priv->pads[i];
@@ -1213,6 +1221,7 @@ static void gst_costream_mixer_loop(gpointer user_data) {
     GST_OBJECT_UNLOCK(pad);
 
     TalkerQueue::ReadResult rr;
+    pp->queue.release_into(&priv->released);
     const costream::Chunk *exact = pp->queue.take_exact(out_index, n, &rr);
     if (exact && TalkerConverter::chunk_buffer(*exact) &&
         gst_buffer_get_size(TalkerConverter::chunk_buffer(*exact)) == block.bytes) {
@@ -1229,6 +1238,7 @@ static void gst_costream_mixer_loop(gpointer user_data) {
       rr = pp->queue.read(out_index, n, pp->scratch.data());
       v.data = pp->scratch.data();
     }
+    pp->queue.release_into(nullptr);
     if (!v.data) {
       pp->scratch.assign(block.bytes, 0);
       v.data = pp->scratch.data();
@@ -1287,6 +1297,7 @@ static void gst_costream_mixer_loop(gpointer user_data) {
   GstSegment segment = priv->segment;
   const guint32 seqnum = priv->seqnum;
   lk.unlock();
+  priv->released.clear();
 
   /* Controlled properties follow the stream time of the block. */
   for (auto &v : block.inputs)

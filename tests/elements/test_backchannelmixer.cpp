@@ -968,3 +968,29 @@ TEST_CASE("Stress: talkers requested and released from several threads while dat
   gst_object_unref(sink);
   gst_object_unref(pipeline);
 }
+
+TEST_CASE("A live talker is heard while another linked talker's source has sent nothing yet",
+          "[backchannelmixer][live]") {
+  /* sink_1's branch is linked but its source is not there yet (like rtpbin before a viewer's
+   * first packet). The mixer must go live with talker 0 instead of waiting for talker 1. */
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch(
+      "backchannelmixer name=bc ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! "
+      "appsink name=out sync=false async=false "
+      "audiotestsrc is-live=true freq=440 volume=0.3 ! bc.sink_0 "
+      "audioconvert name=waiting ! bc.sink_1",
+      &err);
+  REQUIRE(err == nullptr);
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+  REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  Collected out;
+  pull_all(sink, out, 5 * GST_SECOND, 100);
+  REQUIRE(out.buffers.size() == 100);
+  auto x = out.channel(0, 1);
+  REQUIRE(x.size() >= 48000);
+  CHECK(testsig::amplitude_at(&x[x.size() - 24000], 24000, 440, 48000) ==
+        Approx(0.3).margin(0.01));
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
