@@ -69,7 +69,8 @@ static const char *const kSrcProps[] = {"address",
                                         "max-pending-connections",
                                         "stats"};
 static const char *const kEncProps[] = {"bitrate",    "complexity", "frame-duration",
-                                        "inband-fec", "dtx",        "packet-loss-percentage"};
+                                        "inband-fec", "dtx",        "packet-loss-percentage",
+                                        "resample-quality"};
 static std::vector<std::pair<int, const char *>> forwarded; /* prop_id - 1 -> (child, name) */
 
 struct _GstRtmpBridge {

@@ -82,9 +82,20 @@ std::vector<double> channel(const std::vector<float> &x, int ch, int channels, s
 
 TEST_CASE("aac2opus: stereo AAC at 44.1 kHz becomes 48 kHz Opus with each channel's tone",
           "[aac2opus]") {
-  Run r("filesrc location=" + aac_file(3) +
-        " ! aacparse ! aac2opus name=c bitrate=128000 ! appsink name=out sync=false");
+  /* framed (after aacparse: straight to the decoder) and an ADTS byte stream (through the
+   * element's own aacparse) */
+  const std::string parsed = GENERATE(std::string(" ! aacparse"), std::string(""));
+  INFO("filesrc" << parsed << " ! aac2opus");
+  Run r("filesrc location=" + aac_file(3) + parsed +
+        " ! aac2opus name=c bitrate=128000 ! appsink name=out sync=false");
   r.play();
+  /* which way the input went */
+  GstElement *inner = gst_bin_get_by_name(GST_BIN(r.conv), "parse");
+  REQUIRE(inner != nullptr);
+  GstPad *inner_src = gst_element_get_static_pad(inner, "src");
+  CHECK(gst_pad_is_linked(inner_src) == parsed.empty());
+  gst_object_unref(inner_src);
+  gst_object_unref(inner);
   gchar *decoder = nullptr;
   g_object_get(r.conv, "decoder", &decoder, nullptr);
   REQUIRE(decoder != nullptr);
