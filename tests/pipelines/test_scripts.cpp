@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstring>
 
 using namespace testgst;
 
@@ -163,5 +164,78 @@ TEST_CASE("costream-room: every peer hears the others and never itself; pins are
       else
         CHECK(median > 0.15); /* the others, at their 0.2 */
     }
+  }
+}
+
+namespace {
+
+/* The samples of a 16-bit mono WAV file (its "data" chunk). */
+std::vector<double> wav_mono(const std::string &path) {
+  const std::vector<uint8_t> b = read_file(path);
+  std::vector<double> x;
+  size_t pos = 12; /* "RIFF", size, "WAVE" */
+  while (pos + 8 <= b.size()) {
+    const uint32_t size =
+        b[pos + 4] | b[pos + 5] << 8 | b[pos + 6] << 16 | uint32_t(b[pos + 7]) << 24;
+    if (std::memcmp(&b[pos], "data", 4) == 0) {
+      for (size_t i = pos + 8; i + 1 < b.size() && i + 1 < pos + 8 + size; i += 2)
+        x.push_back(static_cast<int16_t>(b[i] | b[i + 1] << 8) / 32768.0);
+      break;
+    }
+    pos += 8 + size + (size & 1);
+  }
+  return x;
+}
+
+} // namespace
+
+TEST_CASE("the demo (README command 1) finishes within a minute and every check is OK",
+          "[scripts][demo]") {
+  const std::string demo = std::string(COSTREAM_BUILD_DIR) + "/pipelines/costream-demo";
+  INFO(demo << " is built with -Dexamples=enabled (the default, auto, builds it)");
+  REQUIRE(g_file_test(demo.c_str(), G_FILE_TEST_IS_EXECUTABLE));
+  const std::string out = tmpfile("demo");
+  std::string printed;
+  const gint64 start = g_get_monotonic_time();
+  const int status = run_command(
+      {"timeout", "120", demo, "--out", out, "--rtmp-port", "19420", "--rtp-port-base", "6600"},
+      &printed);
+  const double seconds = (g_get_monotonic_time() - start) / 1e6;
+  INFO(printed);
+  CHECK(status == 0);
+  CHECK(seconds < 60);
+  /* every part ran and each of its checks printed OK */
+  std::vector<std::string> checks;
+  gchar **lines = g_strsplit(printed.c_str(), "\n", -1);
+  for (gchar **l = lines; *l; l++)
+    if (g_str_has_prefix(*l, "check "))
+      checks.push_back(*l);
+  g_strfreev(lines);
+  for (const char *name :
+       {"check ingest video:", "check ingest audio:", "check talk-back backchannel.wav:",
+        "check room slots:", "check room participant-0.wav:", "check room participant-3.wav:"}) {
+    INFO(name);
+    CHECK(std::count_if(checks.begin(), checks.end(),
+                        [&](const std::string &c) { return c.rfind(name, 0) == 0; }) == 1);
+  }
+  CHECK(checks.size() == 8);
+  for (auto &c : checks) {
+    INFO(c);
+    CHECK(g_str_has_suffix(c.c_str(), " -> OK"));
+  }
+  CHECK(printed.find("demo: all 8 checks OK") != std::string::npos);
+  /* the recordings are there; each room feed, read here on its own, never holds its own tone */
+  CHECK(read_file(out + "/rtmp-peer.mkv").size() > 50000);
+  CHECK(wav_mono(out + "/backchannel.wav").size() >= 9 * 16000);
+  const double freq[4] = {300, 500, 700, 900};
+  for (int i = 0; i < 4; i++) {
+    INFO("participant " << i);
+    const auto x = wav_mono(out + "/room/participant-" + std::to_string(i) + ".wav");
+    REQUIRE(x.size() >= 7 * 48000);
+    CHECK(testsig::amplitude_at(x.data(), x.size(), freq[i], 48000) < 0.005);
+    /* participant 0 and 1 hold a slot throughout: the others hear them */
+    for (int j : {0, 1})
+      if (j != i)
+        CHECK(testsig::amplitude_at(&x[48000], 6 * 48000, freq[j], 48000) > 0.1);
   }
 }
