@@ -108,6 +108,11 @@ struct Connection {
   std::vector<uint8_t> out;
   size_t out_pos = 0;
   gint64 accepted_at = 0; /* monotonic, us */
+  /* When the connection last started waiting for a publish: accepted, or its publish ended.
+   * The handshake timeout counts from here (a publisher that unpublishes still gets to send
+   * deleteStream and close by itself). */
+  gint64 waiting_since = 0;
+  bool was_publishing = false;
   gint64 last_rx = 0;
   bool closing = false; /* close once `out` is sent */
   std::string close_reason;
@@ -462,7 +467,7 @@ void accept_connections(GstRtmpServerSrc *self) {
     auto c = std::make_unique<Connection>();
     c->socket = s;
     c->remote = address_string(s);
-    c->accepted_at = c->last_rx = g_get_monotonic_time();
+    c->accepted_at = c->waiting_since = c->last_rx = g_get_monotonic_time();
     c->session = std::make_unique<Session>(session_config(self), [self](std::string *why) {
       if (self->priv->pub.active) {
         *why = "another publisher is live";
@@ -611,11 +616,17 @@ gpointer io_thread(gpointer data) {
     for (size_t k = priv->conns.size(); k-- > 0;) {
       Connection &c = *priv->conns[k];
       if (c.session->publishing()) {
+        c.was_publishing = true;
         if (idle > 0 && now - c.last_rx > idle)
           close_connection(self, k, "idle timeout");
-      } else if (hs > 0 && now - c.accepted_at > hs) {
-        close_connection(self, k, "no publish within the handshake timeout");
+        continue;
       }
+      if (c.was_publishing) {
+        c.was_publishing = false;
+        c.waiting_since = now;
+      }
+      if (hs > 0 && now - c.waiting_since > hs)
+        close_connection(self, k, "no publish within the handshake timeout");
     }
   }
   g_cancellable_release_fd(priv->cancel);

@@ -36,7 +36,6 @@ struct Ingest {
   std::atomic<bool> bridge_video_eos{false}, bridge_audio_eos{false}; /* at the RTP udpsinks */
   std::atomic<bool> recorded{false}; /* EOS reached the peer's filesink */
   std::string error;                 /* main thread only (bus watches) */
-  std::vector<std::string> notes;
 };
 
 struct BusContext {
@@ -76,13 +75,7 @@ gboolean on_bus(GstBus *, GstMessage *msg, gpointer data) {
   Ingest *in = ctx->ingest;
   switch (GST_MESSAGE_TYPE(msg)) {
   case GST_MESSAGE_ERROR: {
-    if (g_str_equal(ctx->who, "publisher") && in->published) {
-      /* Everything was sent and rtmp2sink was unpublishing (FCUnpublish, then deleteStream):
-       * the bridge closed the connection before rtmp2sink's last command (rtmpserversrc
-       * applies its handshake-timeout, counted from accept, to a connection that has stopped
-       * publishing). The data is checked at the peer; this is reported, not failed. */
-      in->notes.push_back("after its last data, the publisher's " + error_text(msg, false));
-    } else if (in->error.empty()) {
+    if (in->error.empty()) {
       in->error = std::string(ctx->who) + ": " + error_text(msg);
     }
     break;
@@ -373,8 +366,6 @@ void run_ingest(const Options &opt, Report &report) {
   gst_clear_object(&in.bridge);
   stop(in.bridge_pipe, bridge_bus);
   stop(in.peer, peer_bus);
-  for (auto &n : in.notes)
-    g_print("  note: %s\n", n.c_str());
   if (!in.error.empty()) {
     report.fail("ingest", in.error);
     return;

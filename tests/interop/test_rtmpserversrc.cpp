@@ -412,3 +412,36 @@ TEST_CASE("H.264 with B-frames posts a one-time warning", "[rtmp][interop]") {
   REQUIRE(log.warnings.size() == 1);
   CHECK(log.warnings[0].find("bframes=0") != std::string::npos);
 }
+
+TEST_CASE("A publish longer than the handshake timeout ends cleanly on the publisher's side",
+          "[rtmp][interop]") {
+  /* The handshake timeout is for reaching a publish: a connection that has published for longer
+   * must not be cut the moment it unpublishes (rtmp2sink then reports "connection closed
+   * remotely" as it stops). 1 s of live video against a 300 ms handshake timeout. */
+  Server s("handshake-timeout=300");
+  GError *err = nullptr;
+  GstElement *pub = gst_parse_launch(
+      ("videotestsrc is-live=true num-buffers=30 ! video/x-raw,width=320,height=240,"
+       "framerate=30/1 ! openh264enc ! h264parse ! flvmux streamable=true ! rtmp2sink location=" +
+       s.url("any"))
+          .c_str(),
+      &err);
+  REQUIRE(err == nullptr);
+  REQUIRE(gst_element_set_state(pub, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  CHECK(wait_eos_or_error(pub, 30 * GST_SECOND).empty());
+  /* rtmp2sink finishes (deleteStream) while it stops: no error then either */
+  gst_element_set_state(pub, GST_STATE_READY); /* (in NULL the bus drops messages) */
+  GstBus *bus = gst_element_get_bus(pub);
+  GstMessage *error = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  if (error) {
+    GError *e = nullptr;
+    gst_message_parse_error(error, &e, nullptr);
+    FAIL_CHECK("rtmp2sink: " << e->message);
+    g_error_free(e);
+    gst_message_unref(error);
+  }
+  gst_object_unref(bus);
+  gst_element_set_state(pub, GST_STATE_NULL);
+  gst_object_unref(pub);
+  CHECK(s.drain().size() > 10000);
+}
