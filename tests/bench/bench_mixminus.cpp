@@ -117,6 +117,50 @@ double run_mixminus(int p, int blocks, bool opus) {
   return run(pipeline);
 }
 
+/* Live: participant i as a real-time source of 10 ms buffers (3 talking at -20 dBov, the rest
+ * silent: generating noise for hundreds of sources would cost more than the room), `blocks`
+ * buffers long. */
+GstElement *live_source(GstElement *pipeline, int i, int blocks) {
+  GstElement *src = gst_element_factory_make("audiotestsrc", nullptr);
+  g_object_set(src, "is-live", TRUE, "samplesperbuffer", 480, "num-buffers", blocks, "wave",
+               i < 3 ? 0 /* sine */ : 4 /* silence */, "freq", 200.0 + 100 * i, "volume", 0.1,
+               nullptr);
+  GstElement *cf = gst_element_factory_make("capsfilter", nullptr);
+  GstCaps *caps = gst_caps_from_string("audio/x-raw,format=S16LE,rate=48000,channels=1");
+  g_object_set(cf, "caps", caps, nullptr);
+  gst_caps_unref(caps);
+  gst_bin_add_many(GST_BIN(pipeline), src, cf, nullptr);
+  gst_element_link(src, cf);
+  return cf;
+}
+
+/* Live: mixminus with P participants (raw outputs), or the sources alone (feeding). */
+double run_live(int p, int blocks, bool feeding_only) {
+  GstElement *pipeline = gst_pipeline_new(nullptr);
+  GstElement *mm = nullptr;
+  if (!feeding_only) {
+    mm = gst_element_factory_make("mixminus", nullptr);
+    g_object_set(mm, "max-speakers", 3u, nullptr);
+    gst_bin_add(GST_BIN(pipeline), mm);
+  }
+  for (int i = 0; i < p; i++) {
+    GstElement *src = live_source(pipeline, i, blocks);
+    GstElement *sink = gst_element_factory_make("fakesink", nullptr);
+    g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
+    gst_bin_add(GST_BIN(pipeline), sink);
+    if (feeding_only) {
+      gst_element_link(src, sink);
+      continue;
+    }
+    gchar *sname = g_strdup_printf("sink_%d", i), *rname = g_strdup_printf("src_%d", i);
+    gst_element_link_pads(src, "src", mm, sname);
+    gst_element_link_pads(mm, rname, sink, "sink");
+    g_free(sname);
+    g_free(rname);
+  }
+  return run(pipeline);
+}
+
 /* The feeding alone: P appsrcs straight into fakesinks. */
 double run_feeding(int p, int blocks) {
   GstElement *pipeline = gst_pipeline_new(nullptr);
@@ -164,6 +208,7 @@ int main(int argc, char **argv) {
   bool raw_only = false;
   int repeat = 3;
   int only = 0;
+  bool live = false;
   for (int i = 1; i < argc; i++) {
     if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc)
       seconds = std::atof(argv[++i]);
@@ -175,10 +220,13 @@ int main(int argc, char **argv) {
       raw_only = true;
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc)
       only = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--live"))
+      live = true;
     else {
       std::fprintf(
           stderr,
-          "usage: %s [--seconds S] [--naive-chains K] [--repeat R] [--raw-only] [--only P]\n",
+          "usage: %s [--seconds S] [--naive-chains K] [--repeat R] [--raw-only] [--only P] "
+          "[--live]\n",
           argv[0]);
       return 2;
     }
@@ -194,6 +242,32 @@ int main(int argc, char **argv) {
   const int blocks = static_cast<int>(seconds * 100);
   if (only > 0) { /* one raw mixminus run, for profiling */
     std::printf("mixminus, %d participants: %.3f CPU s\n", only, run_mixminus(only, blocks, false));
+    return 0;
+  }
+
+  if (live) {
+    /* Real time: every participant a live source, the room on the clock, as in a call. CPU over
+     * `seconds` of wall time; the median of `repeat` runs. */
+    auto median = [&](auto fn) {
+      std::vector<double> v;
+      for (int r = 0; r < repeat; r++)
+        v.push_back(fn());
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    std::printf("# Raw, live: %.0f s in real time, 10 ms buffers, 3 talking; median of %d runs\n\n",
+                seconds, repeat);
+    const double f64 = median([&] { return run_live(64, blocks, true); });
+    const double f256 = median([&] { return run_live(256, blocks, true); });
+    const double m64 = median([&] { return run_live(64, blocks, false); });
+    const double m256 = median([&] { return run_live(256, blocks, false); });
+    std::printf("| pipeline | CPU s | CPU s less feeding | ratio (total) | ratio (less feeding) |\n"
+                "|---|---|---|---|---|\n");
+    std::printf("| 64 live sources -> fakesink (feeding only) | %.3f | - | - | - |\n", f64);
+    std::printf("| 256 live sources -> fakesink (feeding only) | %.3f | - | - | - |\n", f256);
+    std::printf("| mixminus live, 64 participants | %.3f | %.3f | 1.00 | 1.00 |\n", m64, m64 - f64);
+    std::printf("| mixminus live, 256 participants | %.3f | %.3f | %.2f | %.2f |\n\n", m256,
+                m256 - f256, m256 / m64, (m256 - f256) / (m64 - f64));
     return 0;
   }
 
