@@ -92,6 +92,42 @@ wait "${pids[@]}" || true # timeout's status: 124
 pids=()
 grep -q mixminus-pin "$tmp/hub.log" || echo "render.sh: mixminus-hub-example pinned nobody" >&2
 
+# pipelines/webrtc: the server with two headless Chromium tabs talking back (the server dumps its
+# pipeline each time a viewer's talk-back is linked: costream-webrtc-viewer-N.dot)
+server="$top/$build/pipelines/webrtc/costream-webrtc"
+if [ -x "$server" ] && command -v chromium >/dev/null; then
+  mkdir -p "$tmp/webrtc"
+  http=$((base + 45))
+  dumps webrtc "$server" --port $http --ice-address 127.0.0.1 --record "$tmp/back.wav" --seconds 14
+  sleep 1
+  chromium --headless=new --no-sandbox --disable-gpu --no-first-run \
+    --user-data-dir="$tmp/chromium" --remote-debugging-port=0 --use-fake-ui-for-media-stream \
+    --use-fake-device-for-media-stream --autoplay-policy=no-user-gesture-required \
+    --allow-loopback-in-peer-connection --disable-features=WebRtcHideLocalIpsWithMdns \
+    "http://127.0.0.1:$http/?talk=1" >"$tmp/chromium.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do [ -s "$tmp/chromium/DevToolsActivePort" ] && break; sleep 0.2; done
+  devtools=$(head -1 "$tmp/chromium/DevToolsActivePort")
+  sleep 2
+  # the second tab, through DevTools' HTTP endpoint (headless takes one URL)
+  exec 3<>"/dev/tcp/127.0.0.1/$devtools"
+  printf 'PUT /json/new?http://127.0.0.1:%s/%%3Ftalk=1%%26tone=660 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' \
+    "$http" >&3
+  timeout 5 cat <&3 >/dev/null || true # (it may keep the connection open)
+  exec 3<&-
+  wait "${pids[0]}" || true
+  kill "${pids[@]}" 2>/dev/null || true
+  pids=()
+  if [ -f "$tmp/webrtc/costream-webrtc-viewer-2.dot" ]; then
+    dot -Tsvg "$tmp/webrtc/costream-webrtc-viewer-2.dot" -o "$here/costream-webrtc.svg"
+    echo "costream-webrtc.svg: $(stat -c %s "$here/costream-webrtc.svg") bytes"
+  else
+    echo "render.sh: costream-webrtc: no dump with two viewers" >&2
+  fi
+else
+  echo "render.sh: costream-webrtc not built or no chromium: its diagram is not redone" >&2
+fi
+
 # The receivers' and bridge's PAUSED_PLAYING dumps come after the first packets (their sinks
 # wait for data before PLAYING), so rtpbin's receive pads and rtmpbridge's pads are there. The
 # hubs reach PLAYING before any peer sends: their receive chains are linked only in the dump

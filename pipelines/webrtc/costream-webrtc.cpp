@@ -234,8 +234,18 @@ void on_incoming_stream(GstElement *webrtc, GstPad *pad, gpointer) {
   const bool in_linked = gst_pad_link(pad, in) == GST_PAD_LINK_OK;
   gst_object_unref(in);
   gst_object_unref(out);
-  if (linked && in_linked)
+  if (linked && in_linked) {
     say("viewer %u talks back on backchannelmixer pad %s", id, GST_PAD_NAME(v->mixer_pad));
+    /* with GST_DEBUG_DUMP_DOT_DIR set: the pipeline as it is now, for docs/pipelines.md */
+    g_idle_add(
+        [](gpointer data) -> gboolean {
+          gchar *name = g_strdup_printf("costream-webrtc-viewer-%u", GPOINTER_TO_UINT(data));
+          GST_DEBUG_BIN_TO_DOT_FILE(GST_BIN(app.pipeline), GST_DEBUG_GRAPH_SHOW_ALL, name);
+          g_free(name);
+          return G_SOURCE_REMOVE;
+        },
+        GUINT_TO_POINTER(id));
+  }
   else
     say("viewer %u: cannot link its talk-back stream", id);
 }

@@ -261,3 +261,70 @@ TEST_CASE("aac2opus: no AAC decoder gives an error naming the package to install
     gst_object_unref(f);
   }
 }
+
+TEST_CASE("aac2opus: HE-AAC signalling (SBR, 22.05 kHz core) decodes at 44.1 kHz and keeps the "
+          "tones",
+          "[aac2opus][he-aac]") {
+  /* Debian has no HE-AAC encoder (ffmpeg's makes LC; fdk-aac is non-free), so the stream is
+   * LC at 22.05 kHz whose AudioSpecificConfig signals SBR explicitly (audio object type 5, core
+   * 22.05 kHz, extension 44.1 kHz, then LC): what an HE-AAC v1 publisher sends. The decoder
+   * then runs its SBR stage and outputs 44.1 kHz, which aac2opus must take like any rate. */
+  Run src("filesrc location=" + aac_file(2, 22050) +
+          " ! aacparse ! audio/mpeg,stream-format=raw ! appsink name=out sync=false");
+  src.play();
+  REQUIRE(src.out.buffers.size() > 40);
+  /* AOT 5 | core index 7 (22050) | 2 channels | extension index 4 (44100) | AOT 2 | GASpecific 0 */
+  const guint8 asc[] = {0x2B, 0x92, 0x08, 0x00};
+  GstBuffer *codec_data = gst_buffer_new_memdup(asc, sizeof asc);
+  GstCaps *caps = gst_caps_new_simple("audio/mpeg", "mpegversion", G_TYPE_INT, 4, "stream-format",
+                                      G_TYPE_STRING, "raw", "framed", G_TYPE_BOOLEAN, TRUE,
+                                      "rate", G_TYPE_INT, 44100, "channels", G_TYPE_INT, 2,
+                                      "codec_data", GST_TYPE_BUFFER, codec_data, nullptr);
+  gst_buffer_unref(codec_data);
+
+  GError *err = nullptr;
+  GstElement *p = gst_parse_launch(
+      "appsrc name=in format=time ! aac2opus name=c ! appsink name=out sync=false", &err);
+  REQUIRE(err == nullptr);
+  GstElement *in = gst_bin_get_by_name(GST_BIN(p), "in");
+  GstElement *out = gst_bin_get_by_name(GST_BIN(p), "out");
+  GstElement *conv = gst_bin_get_by_name(GST_BIN(p), "c");
+  g_object_set(in, "caps", caps, nullptr);
+  gst_caps_unref(caps);
+  REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (auto *b : src.out.buffers)
+    REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(in), gst_buffer_ref(b)) == GST_FLOW_OK);
+  gst_app_src_end_of_stream(GST_APP_SRC(in));
+  Collected c;
+  pull_all(out, c);
+  CHECK(wait_eos_or_error(p).empty());
+
+  /* the decoder ran its SBR stage: 44.1 kHz out of a 22.05 kHz core */
+  GstElement *decoder = gst_bin_get_by_name(GST_BIN(conv), "decoder");
+  REQUIRE(decoder != nullptr);
+  GstPad *dsrc = gst_element_get_static_pad(decoder, "src");
+  GstCaps *dcaps = gst_pad_get_current_caps(dsrc);
+  REQUIRE(dcaps != nullptr);
+  gint rate = 0;
+  gst_structure_get_int(gst_caps_get_structure(dcaps, 0), "rate", &rate);
+  CHECK(rate == 44100);
+  gst_caps_unref(dcaps);
+  gst_object_unref(dsrc);
+  gst_object_unref(decoder);
+
+  /* 2 s in, about 2 s of Opus out, each channel's tone at its level */
+  CHECK(c.buffers.size() >= 95);
+  CHECK(c.buffers.size() <= 105);
+  auto y = decode(c, 2);
+  auto left = channel(y, 0, 2, 24000, 48000);
+  auto right = channel(y, 1, 2, 24000, 48000);
+  CHECK(testsig::amplitude_at(left.data(), left.size(), 440, 48000) == Approx(0.25).margin(0.02));
+  CHECK(testsig::amplitude_at(left.data(), left.size(), 660, 48000) == Approx(0.0).margin(0.01));
+  CHECK(testsig::amplitude_at(right.data(), right.size(), 660, 48000) == Approx(0.25).margin(0.02));
+  CHECK(testsig::amplitude_at(right.data(), right.size(), 440, 48000) == Approx(0.0).margin(0.01));
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(conv);
+  gst_object_unref(in);
+  gst_object_unref(out);
+  gst_object_unref(p);
+}
