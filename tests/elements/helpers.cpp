@@ -174,4 +174,21 @@ void make_av_flv(const std::string &path, const std::string &audio) {
                        path}) == 0);
 }
 
+std::vector<double> wav_samples(const std::string &path) {
+  GError *err = nullptr;
+  const std::string desc = "filesrc location=\"" + path +
+                           "\" ! wavparse ! audioconvert ! audio/x-raw,format=S16LE,channels=1 ! "
+                           "appsink name=a sync=false max-buffers=0";
+  GstElement *p = gst_parse_launch(desc.c_str(), &err);
+  REQUIRE(err == nullptr);
+  GstElement *a = gst_bin_get_by_name(GST_BIN(p), "a");
+  REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  Collected c;
+  pull_all(a, c);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(a);
+  gst_object_unref(p);
+  return c.channel(0, 1);
+}
+
 } // namespace testgst

@@ -51,6 +51,9 @@ const std::string &test_tmpdir();
 
 std::vector<uint8_t> read_file(const std::string &path);
 
+/* A WAV file's first channel as doubles in [-1, 1], at the file's rate (decoded by wavparse). */
+std::vector<double> wav_samples(const std::string &path);
+
 /* Makes (with ffmpeg) a 3 s FLV: 320x240 test video at 25 fps, H.264 without B-frames, key frame
  * every 25 frames, and AAC from the lavfi audio source `audio` (e.g. "sine=frequency=440"). */
 void make_av_flv(const std::string &path, const std::string &audio);

@@ -135,21 +135,7 @@ TEST_CASE("costream-room: every peer hears the others and never itself; pins are
   const double freq[3] = {300, 500, 700};
   for (int peer = 0; peer < 3; peer++) {
     INFO("peer " << peer);
-    GError *err = nullptr;
-    const std::string desc = "filesrc location=" + dir + "/peer-" + std::to_string(peer) +
-                             ".wav ! wavparse ! audioconvert ! audio/x-raw,format=S16LE,channels=1 "
-                             "! appsink name=a sync=false";
-    GstElement *p = gst_parse_launch(desc.c_str(), &err);
-    REQUIRE(err == nullptr);
-    GstElement *a = gst_bin_get_by_name(GST_BIN(p), "a");
-    g_object_set(a, "max-buffers", 0, nullptr);
-    REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-    Collected c;
-    pull_all(a, c);
-    gst_element_set_state(p, GST_STATE_NULL);
-    gst_object_unref(a);
-    gst_object_unref(p);
-    auto x = c.channel(0, 1);
+    const auto x = wav_samples(dir + "/peer-" + std::to_string(peer) + ".wav");
     REQUIRE(x.size() >= 5 * 48000);
     /* 100 ms windows from 2 s to 4.5 s (the room is up by then): median amplitude per tone */
     for (int other = 0; other < 3; other++) {
@@ -168,24 +154,6 @@ TEST_CASE("costream-room: every peer hears the others and never itself; pins are
 }
 
 namespace {
-
-/* The samples of a 16-bit mono WAV file (its "data" chunk). */
-std::vector<double> wav_mono(const std::string &path) {
-  const std::vector<uint8_t> b = read_file(path);
-  std::vector<double> x;
-  size_t pos = 12; /* "RIFF", size, "WAVE" */
-  while (pos + 8 <= b.size()) {
-    const uint32_t size =
-        b[pos + 4] | b[pos + 5] << 8 | b[pos + 6] << 16 | uint32_t(b[pos + 7]) << 24;
-    if (std::memcmp(&b[pos], "data", 4) == 0) {
-      for (size_t i = pos + 8; i + 1 < b.size() && i + 1 < pos + 8 + size; i += 2)
-        x.push_back(static_cast<int16_t>(b[i] | b[i + 1] << 8) / 32768.0);
-      break;
-    }
-    pos += 8 + size + (size & 1);
-  }
-  return x;
-}
 
 } // namespace
 
@@ -226,11 +194,11 @@ TEST_CASE("the demo (README command 1) finishes within a minute and every check 
   CHECK(printed.find("demo: all 8 checks OK") != std::string::npos);
   /* the recordings are there; each room feed, read here on its own, never holds its own tone */
   CHECK(read_file(out + "/rtmp-peer.mkv").size() > 50000);
-  CHECK(wav_mono(out + "/backchannel.wav").size() >= 9 * 16000);
+  CHECK(wav_samples(out + "/backchannel.wav").size() >= 9 * 16000);
   const double freq[4] = {300, 500, 700, 900};
   for (int i = 0; i < 4; i++) {
     INFO("participant " << i);
-    const auto x = wav_mono(out + "/room/participant-" + std::to_string(i) + ".wav");
+    const auto x = wav_samples(out + "/room/participant-" + std::to_string(i) + ".wav");
     REQUIRE(x.size() >= 7 * 48000);
     CHECK(testsig::amplitude_at(x.data(), x.size(), freq[i], 48000) < 0.005);
     /* participant 0 and 1 hold a slot throughout: the others hear them */
