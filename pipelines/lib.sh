@@ -42,8 +42,13 @@ costream_launch() {
   [ "$costream_eos" = 1 ] && eos=(-e)
   if [ "$seconds" -gt 0 ]; then
     local st=0
-    timeout -s INT -k 10 "$seconds" gst-launch-1.0 "${eos[@]}" "$@" || st=$?
-    [ "$st" -eq 124 ] && st=0 # stopped by the timer, as asked
+    # --foreground: the SIGINT goes to gst-launch-1.0 once. Without it timeout signals the child
+    # and then its whole process group, and a gst-launch-1.0 that had already handled the first
+    # SIGINT (its handler is gone then) died of the second one: the recording was cut before
+    # its end (seen under load: an MKV without its last second, a WAV without its header).
+    # --preserve-status: gst-launch-1.0's own status (0 after a clean stop, an error otherwise).
+    timeout --foreground --preserve-status -s INT -k 10 "$seconds" \
+      gst-launch-1.0 "${eos[@]}" "$@" || st=$?
     return "$st"
   fi
   exec gst-launch-1.0 "${eos[@]}" "$@"

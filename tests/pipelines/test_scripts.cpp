@@ -168,7 +168,9 @@ TEST_CASE("mixminus-hub-example: one peer sending is heard by the others at once
                      "audioconvert", "!", "opusenc", "!", "rtpopuspay", "pt=96", "!", "udpsink",
                      "host=127.0.0.1", "port=5100", "sync=false"});
   const std::string wav = tmpfile("hub-feed-1.wav");
-  run_command({"timeout", "-s", "INT", "-k", "5", "7", "gst-launch-1.0", "-e", "-q", "udpsrc",
+  /* (--foreground: one SIGINT, not one more to the process group; see pipelines/lib.sh) */
+  run_command({"timeout", "--foreground", "-s", "INT", "-k", "5", "7", "gst-launch-1.0", "-e",
+               "-q", "udpsrc",
                "port=5301",
                "caps=application/x-rtp,media=audio,encoding-name=OPUS,payload=96,clock-rate=48000",
                "!", "rtpjitterbuffer", "!", "rtpopusdepay", "!", "opusdec", "!", "audioconvert",

@@ -142,7 +142,7 @@ std::string http(guint16 port, const std::string &method, const std::string &tar
 /* The page's getStats() summaries per viewer, in the order the server printed them. */
 struct ViewerStats {
   struct Sample {
-    long audio = 0, video = 0, frames = 0, sent = 0, tone = 0;
+    long audio = 0, video = 0, frames = 0, sent = 0, tone = 0, shown = 0;
   };
   std::vector<Sample> samples;
   bool talks = false, heard = false;
@@ -171,6 +171,7 @@ std::map<int, ViewerStats> parse_server_log(const std::string &log) {
       s.frames = field("frames-decoded");
       s.sent = field("talk-packets-sent");
       s.tone = field("tone"); /* the page's test tone (tab 2), -1 for none */
+      s.shown = field("talking-shown"); /* viewers the page lists as talking */
       viewers[id].samples.push_back(s);
     } else if ((id = id_of("viewer", "talks back")) >= 0) {
       viewers[id].talks = true;
@@ -289,8 +290,10 @@ TEST_CASE("costream-webrtc with headless Chromium: two tabs watch and talk back 
       [&] {
         viewers = parse_server_log(read_text(server_log));
         int good = 0;
+        /* ... and each page lists both viewers as talking (the server's talker messages) */
         for (auto &kv : viewers)
-          good += receives(kv.second) && kv.second.talks && kv.second.heard;
+          good += receives(kv.second) && kv.second.talks && kv.second.heard &&
+                  kv.second.samples.back().shown == 2;
         return good >= 2;
       },
       90);

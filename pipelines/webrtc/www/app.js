@@ -110,7 +110,8 @@ async function reportStats() {
   });
   const line = `connection=${pc.connectionState} ` +
                `audio-packets=${audioPackets} video-packets=${videoPackets} ` +
-               `frames-decoded=${framesDecoded} talk-packets-sent=${talkPackets}` +
+               `frames-decoded=${framesDecoded} talk-packets-sent=${talkPackets} ` +
+               `talking-shown=${[...talkers.values()].filter((t) => t.active).length}` +
                (toneHz > 0 ? ` tone=${toneHz}` : '');
   statsText.textContent = line;
   send('stats', line);
