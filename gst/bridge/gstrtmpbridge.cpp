@@ -68,8 +68,8 @@ static const char *const kSrcProps[] = {"address",
                                         "idle-timeout",
                                         "max-pending-connections",
                                         "stats"};
-static const char *const kEncProps[] = {"bitrate",    "complexity", "frame-duration",
-                                        "inband-fec", "dtx",        "packet-loss-percentage",
+static const char *const kEncProps[] = {"bitrate",         "complexity", "frame-duration",
+                                        "inband-fec",      "dtx",        "packet-loss-percentage",
                                         "resample-quality"};
 static std::vector<std::pair<int, const char *>> forwarded; /* prop_id - 1 -> (child, name) */
 

@@ -47,7 +47,8 @@ struct Options {
   std::string record = "out/webrtc/backchannel.wav";
   std::string rtp_out; /* host:port: the back channel as RTP/Opus instead of a file */
   std::string stun;
-  std::string tls_cert, tls_key; /* HTTPS: browsers allow the microphone only there (or on localhost) */
+  std::string tls_cert,
+      tls_key; /* HTTPS: browsers allow the microphone only there (or on localhost) */
   std::vector<std::string> ice_addresses; /* empty: every interface (libnice's choice) */
   guint seconds = 0;
   guint max_viewers = 16;
@@ -150,9 +151,9 @@ void post(Post *p) {
 
 void on_offer_created(GstPromise *promise, gpointer data) {
   const guint id = GPOINTER_TO_UINT(data);
-  const GstStructure *reply =
-      gst_promise_wait(promise) == GST_PROMISE_RESULT_REPLIED ? gst_promise_get_reply(promise)
-                                                              : nullptr;
+  const GstStructure *reply = gst_promise_wait(promise) == GST_PROMISE_RESULT_REPLIED
+                                  ? gst_promise_get_reply(promise)
+                                  : nullptr;
   GstWebRTCSessionDescription *offer = nullptr;
   if (reply)
     gst_structure_get(reply, "offer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &offer, nullptr);
@@ -169,9 +170,9 @@ void on_offer_created(GstPromise *promise, gpointer data) {
 /* One offer per viewer, made once both its m-lines exist (webrtcbin's on-negotiation-needed
  * would fire per pad, and two offers in flight race each other). */
 void make_offer(Viewer *v) {
-  g_signal_emit_by_name(v->webrtc, "create-offer", nullptr,
-                        gst_promise_new_with_change_func(on_offer_created,
-                                                         GUINT_TO_POINTER(v->id), nullptr));
+  g_signal_emit_by_name(
+      v->webrtc, "create-offer", nullptr,
+      gst_promise_new_with_change_func(on_offer_created, GUINT_TO_POINTER(v->id), nullptr));
 }
 
 void on_ice_candidate(GstElement *webrtc, guint mline, gchar *candidate, gpointer) {
@@ -245,8 +246,7 @@ void on_incoming_stream(GstElement *webrtc, GstPad *pad, gpointer) {
           return G_SOURCE_REMOVE;
         },
         GUINT_TO_POINTER(id));
-  }
-  else
+  } else
     say("viewer %u: cannot link its talk-back stream", id);
 }
 
@@ -433,7 +433,8 @@ void on_ws_message(SoupWebsocketConnection *, SoupWebsocketDataType type, GBytes
     const size_t nl2 = body.find('\n');
     if (nl2 == std::string::npos)
       return;
-    const guint mline = static_cast<guint>(g_ascii_strtoull(body.substr(0, nl2).c_str(), nullptr, 10));
+    const guint mline =
+        static_cast<guint>(g_ascii_strtoull(body.substr(0, nl2).c_str(), nullptr, 10));
     const std::string cand = body.substr(nl2 + 1);
     if (mline < 2 && !cand.empty())
       g_signal_emit_by_name(v->webrtc, "add-ice-candidate", mline, cand.c_str());
@@ -560,9 +561,9 @@ bool build_pipeline(std::string *error) {
       *error = "--rtp-out wants HOST:PORT";
       return false;
     }
-    back += "opusenc ! rtpopuspay pt=97 ! udpsink name=rec host=" +
-            app.opt.rtp_out.substr(0, colon) + " port=" + app.opt.rtp_out.substr(colon + 1) +
-            " sync=false async=false";
+    back +=
+        "opusenc ! rtpopuspay pt=97 ! udpsink name=rec host=" + app.opt.rtp_out.substr(0, colon) +
+        " port=" + app.opt.rtp_out.substr(colon + 1) + " sync=false async=false";
   } else {
     gchar *dir = g_path_get_dirname(app.opt.record.c_str());
     g_mkdir_with_parents(dir, 0755);
@@ -674,27 +675,26 @@ gboolean on_bus(GstBus *, GstMessage *msg, gpointer) {
 
 void usage(FILE *f) {
   std::fprintf(
-      f,
-      "usage: costream-webrtc [options]\n"
-      "Serves a talk-back page: every browser watches the producer's stream over WebRTC and\n"
-      "talks back with its microphone; all talk-back is mixed by backchannelmixer.\n"
-      "  --address ADDR     HTTP address to listen on (default 127.0.0.1; 0.0.0.0 for others)\n"
-      "  --port N           HTTP port (default 8080)\n"
-      "  --rtmp-port N      the producer is an RTMP publish to rtmp://host:N/live/KEY through\n"
-      "                     rtmpbridge (default: built-in test sources)\n"
-      "  --stream-key KEY   the key the publisher must use (default: any)\n"
-      "  --record FILE      write the back channel to this WAV file\n"
-      "                     (default out/webrtc/backchannel.wav)\n"
-      "  --rtp-out HOST:PORT  send the back channel as RTP/Opus (payload 97) instead\n"
-      "  --stun URI         STUN server for viewers behind NAT (stun://host:port)\n"
-      "  --ice-address ADDR offer media only on this local address (repeatable; default: all\n"
-      "                     interfaces but loopback, which libnice leaves out)\n"
-      "  --tls-cert FILE --tls-key FILE  serve HTTPS (PEM files): browsers on other machines\n"
-      "                     give the microphone only to https:// pages\n"
-      "  --www DIR          the page's directory (default: this source tree's)\n"
-      "  --max-viewers N    viewers at once (default 16); more are turned away\n"
-      "  --seconds N        stop after N seconds (default: run until interrupted)\n"
-      "  --help\n");
+      f, "usage: costream-webrtc [options]\n"
+         "Serves a talk-back page: every browser watches the producer's stream over WebRTC and\n"
+         "talks back with its microphone; all talk-back is mixed by backchannelmixer.\n"
+         "  --address ADDR     HTTP address to listen on (default 127.0.0.1; 0.0.0.0 for others)\n"
+         "  --port N           HTTP port (default 8080)\n"
+         "  --rtmp-port N      the producer is an RTMP publish to rtmp://host:N/live/KEY through\n"
+         "                     rtmpbridge (default: built-in test sources)\n"
+         "  --stream-key KEY   the key the publisher must use (default: any)\n"
+         "  --record FILE      write the back channel to this WAV file\n"
+         "                     (default out/webrtc/backchannel.wav)\n"
+         "  --rtp-out HOST:PORT  send the back channel as RTP/Opus (payload 97) instead\n"
+         "  --stun URI         STUN server for viewers behind NAT (stun://host:port)\n"
+         "  --ice-address ADDR offer media only on this local address (repeatable; default: all\n"
+         "                     interfaces but loopback, which libnice leaves out)\n"
+         "  --tls-cert FILE --tls-key FILE  serve HTTPS (PEM files): browsers on other machines\n"
+         "                     give the microphone only to https:// pages\n"
+         "  --www DIR          the page's directory (default: this source tree's)\n"
+         "  --max-viewers N    viewers at once (default 16); more are turned away\n"
+         "  --seconds N        stop after N seconds (default: run until interrupted)\n"
+         "  --help\n");
 }
 
 bool parse_args(int argc, char **argv) {
@@ -801,8 +801,8 @@ int main(int argc, char **argv) {
   GTlsCertificate *cert = nullptr;
   if (!app.opt.tls_cert.empty() || !app.opt.tls_key.empty()) {
     GError *terr = nullptr;
-    cert = g_tls_certificate_new_from_files(app.opt.tls_cert.c_str(), app.opt.tls_key.c_str(),
-                                            &terr);
+    cert =
+        g_tls_certificate_new_from_files(app.opt.tls_cert.c_str(), app.opt.tls_key.c_str(), &terr);
     if (!cert) {
       std::fprintf(stderr, "costream-webrtc: --tls-cert/--tls-key: %s\n",
                    terr ? terr->message : "both are needed");
@@ -810,8 +810,8 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  app.server = soup_server_new("server-header", "costream-webrtc ", "tls-certificate", cert,
-                               nullptr);
+  app.server =
+      soup_server_new("server-header", "costream-webrtc ", "tls-certificate", cert, nullptr);
   const bool https = cert != nullptr;
   if (cert)
     g_object_unref(cert);
@@ -830,8 +830,8 @@ int main(int argc, char **argv) {
   const auto listen_options =
       static_cast<SoupServerListenOptions>(https ? SOUP_SERVER_LISTEN_HTTPS : 0);
   if (!soup_server_listen(app.server, addr, listen_options, &err)) {
-    std::fprintf(stderr, "costream-webrtc: cannot listen on %s:%u: %s\n",
-                 app.opt.address.c_str(), app.opt.port, err->message);
+    std::fprintf(stderr, "costream-webrtc: cannot listen on %s:%u: %s\n", app.opt.address.c_str(),
+                 app.opt.port, err->message);
     return 1;
   }
   g_object_unref(addr);
@@ -840,8 +840,8 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "costream-webrtc: the pipeline does not start\n");
     return 1;
   }
-  say("costream-webrtc: open http%s://%s:%u/ (producer: %s; back channel: %s)",
-      https ? "s" : "", app.opt.address == "0.0.0.0" ? "<this host>" : app.opt.address.c_str(), app.opt.port,
+  say("costream-webrtc: open http%s://%s:%u/ (producer: %s; back channel: %s)", https ? "s" : "",
+      app.opt.address == "0.0.0.0" ? "<this host>" : app.opt.address.c_str(), app.opt.port,
       app.opt.rtmp_port ? ("RTMP on port " + std::to_string(app.opt.rtmp_port)).c_str()
                         : "test sources",
       app.opt.rtp_out.empty() ? app.opt.record.c_str() : app.opt.rtp_out.c_str());

@@ -139,7 +139,8 @@ int main(int argc, char **argv) {
     else if (!std::strcmp(argv[i], "--resample-quality") && i + 1 < argc)
       resample_quality = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--seconds S] [--bridges N] [--repeat R] [--cpu-only] "
+      std::fprintf(stderr,
+                   "usage: %s [--seconds S] [--bridges N] [--repeat R] [--cpu-only] "
                    "[--resample-quality Q]\n",
                    argv[0]);
       return 2;
@@ -171,9 +172,16 @@ int main(int argc, char **argv) {
         " ! aacparse ! avdec_aac ! audioconvert ! audioresample ! audio/x-raw,rate=48000 "
         "! opusenc bitrate=96000 complexity=5 frame-size=20 ! fakesink"));
     const double c0 = cpu_children();
-    run({"ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", aac, "-c:a", "libopus",
-         "-b:a", "96k", "-compression_level", "5", "-frame_duration", "20", "-ar", "48000", "-f",
-         "null", "-"});
+    run({"ffmpeg",    "-hide_banner",
+         "-loglevel", "error",
+         "-y",        "-i",
+         aac,         "-c:a",
+         "libopus",   "-b:a",
+         "96k",       "-compression_level",
+         "5",         "-frame_duration",
+         "20",        "-ar",
+         "48000",     "-f",
+         "null",      "-"});
     ff_runs.push_back(cpu_children() - c0);
   }
   auto median = [](std::vector<double> v) {
@@ -181,8 +189,10 @@ int main(int argc, char **argv) {
     return v[v.size() / 2];
   };
   auto spread = [](const std::vector<double> &v) {
-    return std::to_string(*std::min_element(v.begin(), v.end())).substr(0, 5) + "-" +
-           std::to_string(*std::max_element(v.begin(), v.end())).substr(0, 5);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f-%.3f", *std::min_element(v.begin(), v.end()),
+                  *std::max_element(v.begin(), v.end()));
+    return std::string(buf);
   };
   const double ours = median(ours_runs), generic = median(generic_runs), ff = median(ff_runs);
   std::printf("# aac2opus: %d s of stereo 44.1 kHz AAC at 128 kbit/s -> Opus 96 kbit/s, "

@@ -174,20 +174,28 @@ void make_av_flv(const std::string &path, const std::string &audio) {
                        path}) == 0);
 }
 
-std::vector<double> wav_samples(const std::string &path) {
+void play_and_pull(const std::string &desc, const char *sink, Collected &out, GstClockTime timeout,
+                   size_t max_buffers) {
   GError *err = nullptr;
-  const std::string desc = "filesrc location=\"" + path +
-                           "\" ! wavparse ! audioconvert ! audio/x-raw,format=S16LE,channels=1 ! "
-                           "appsink name=a sync=false max-buffers=0";
   GstElement *p = gst_parse_launch(desc.c_str(), &err);
+  INFO(desc);
   REQUIRE(err == nullptr);
-  GstElement *a = gst_bin_get_by_name(GST_BIN(p), "a");
+  GstElement *a = gst_bin_get_by_name(GST_BIN(p), sink);
+  REQUIRE(a != nullptr);
+  g_object_set(a, "max-buffers", 0, nullptr);
   REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  Collected c;
-  pull_all(a, c);
+  pull_all(a, out, timeout, max_buffers);
   gst_element_set_state(p, GST_STATE_NULL);
   gst_object_unref(a);
   gst_object_unref(p);
+}
+
+std::vector<double> wav_samples(const std::string &path) {
+  Collected c;
+  play_and_pull("filesrc location=\"" + path +
+                    "\" ! wavparse ! audioconvert ! audio/x-raw,format=S16LE,channels=1 ! "
+                    "appsink name=a sync=false",
+                "a", c);
   return c.channel(0, 1);
 }
 

@@ -36,6 +36,10 @@ struct Collected {
 void pull_all(GstElement *appsink, Collected &out, GstClockTime timeout = 20 * GST_SECOND,
               size_t max_buffers = SIZE_MAX);
 
+/* Plays a launch line and pulls from its appsink `sink` as pull_all() does, then stops it. */
+void play_and_pull(const std::string &desc, const char *sink, Collected &out,
+                   GstClockTime timeout = 20 * GST_SECOND, size_t max_buffers = SIZE_MAX);
+
 /* Waits for EOS or ERROR on the bus; returns the error message (empty if EOS). */
 std::string wait_eos_or_error(GstElement *pipeline, GstClockTime timeout = 30 * GST_SECOND);
 

@@ -277,9 +277,9 @@ TEST_CASE("aac2opus: HE-AAC signalling (SBR, 22.05 kHz core) decodes at 44.1 kHz
   const guint8 asc[] = {0x2B, 0x92, 0x08, 0x00};
   GstBuffer *codec_data = gst_buffer_new_memdup(asc, sizeof asc);
   GstCaps *caps = gst_caps_new_simple("audio/mpeg", "mpegversion", G_TYPE_INT, 4, "stream-format",
-                                      G_TYPE_STRING, "raw", "framed", G_TYPE_BOOLEAN, TRUE,
-                                      "rate", G_TYPE_INT, 44100, "channels", G_TYPE_INT, 2,
-                                      "codec_data", GST_TYPE_BUFFER, codec_data, nullptr);
+                                      G_TYPE_STRING, "raw", "framed", G_TYPE_BOOLEAN, TRUE, "rate",
+                                      G_TYPE_INT, 44100, "channels", G_TYPE_INT, 2, "codec_data",
+                                      GST_TYPE_BUFFER, codec_data, nullptr);
   gst_buffer_unref(codec_data);
 
   GError *err = nullptr;

@@ -782,17 +782,17 @@ TEST_CASE("GstHarness: two talkers in, their exact sum out with exact timestamps
   static GstStaticPadTemplate out_templ = GST_STATIC_PAD_TEMPLATE(
       "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
       GST_STATIC_CAPS("audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved"));
-  static GstStaticPadTemplate in_templ = GST_STATIC_PAD_TEMPLATE(
-      "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("audio/x-raw"));
+  static GstStaticPadTemplate in_templ =
+      GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("audio/x-raw"));
   GstElement *mixer = make("backchannelmixer");
   g_object_set(mixer, "output-buffer-duration", 10 * GST_MSECOND, nullptr);
   GstHarness *a = gst_harness_new_full(mixer, &in_templ, "sink_0", &out_templ, "src");
   GstHarness *b = gst_harness_new_with_element(mixer, "sink_1", nullptr);
   gst_object_unref(mixer);
   gst_harness_set_src_caps_str(a, "audio/x-raw,format=S16LE,rate=48000,channels=1,"
-                                   "layout=interleaved");
+                                  "layout=interleaved");
   gst_harness_set_src_caps_str(b, "audio/x-raw,format=S16LE,rate=48000,channels=1,"
-                                   "layout=interleaved");
+                                  "layout=interleaved");
 
   /* a: a ramp of 1000 + i in 10 ms buffers from 0; b: a constant -300 in 5 ms buffers from 0 */
   const int blocks = 20;
@@ -973,24 +973,14 @@ TEST_CASE("A live talker is heard while another linked talker's source has sent 
           "[backchannelmixer][live]") {
   /* sink_1's branch is linked but its source is not there yet (like rtpbin before a viewer's
    * first packet). The mixer must go live with talker 0 instead of waiting for talker 1. */
-  GError *err = nullptr;
-  GstElement *pipeline = gst_parse_launch(
-      "backchannelmixer name=bc ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! "
-      "appsink name=out sync=false async=false "
-      "audiotestsrc is-live=true freq=440 volume=0.3 ! bc.sink_0 "
-      "audioconvert name=waiting ! bc.sink_1",
-      &err);
-  REQUIRE(err == nullptr);
-  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
-  REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   Collected out;
-  pull_all(sink, out, 5 * GST_SECOND, 100);
+  play_and_pull("backchannelmixer name=bc ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! "
+                "appsink name=out sync=false async=false "
+                "audiotestsrc is-live=true freq=440 volume=0.3 ! bc.sink_0 "
+                "audioconvert name=waiting ! bc.sink_1",
+                "out", out, 5 * GST_SECOND, 100);
   REQUIRE(out.buffers.size() == 100);
   auto x = out.channel(0, 1);
   REQUIRE(x.size() >= 48000);
-  CHECK(testsig::amplitude_at(&x[x.size() - 24000], 24000, 440, 48000) ==
-        Approx(0.3).margin(0.01));
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(sink);
-  gst_object_unref(pipeline);
+  CHECK(testsig::amplitude_at(&x[x.size() - 24000], 24000, 440, 48000) == Approx(0.3).margin(0.01));
 }

@@ -757,25 +757,14 @@ TEST_CASE("A live participant is heard while another's source has sent nothing y
   /* sink_1's branch is linked but its source is not there yet (like rtpbin before a peer's
    * first packet: the depayloader's sink pad is unlinked). The room must go live with
    * participant 0 alone instead of waiting for participant 1. */
-  GError *err = nullptr;
-  GstElement *pipeline = gst_parse_launch(
-      "mixminus name=mm  audiotestsrc is-live=true freq=440 volume=0.3 ! mm.sink_0 "
-      "audioconvert name=waiting ! mm.sink_1 "
-      "mm.src_0 ! queue ! fakesink sync=false async=false "
-      "mm.src_1 ! queue ! appsink name=out sync=false async=false",
-      &err);
-  REQUIRE(err == nullptr);
-  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
-  REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  /* 1 s of participant 1's feed, each block within 5 s: it hears participant 0 */
   Collected out;
-  pull_all(sink, out, 5 * GST_SECOND, 100);
+  play_and_pull("mixminus name=mm  audiotestsrc is-live=true freq=440 volume=0.3 ! mm.sink_0 "
+                "audioconvert name=waiting ! mm.sink_1 "
+                "mm.src_0 ! queue ! fakesink sync=false async=false "
+                "mm.src_1 ! queue ! appsink name=out sync=false async=false",
+                "out", out, 5 * GST_SECOND, 100);
   REQUIRE(out.buffers.size() == 100);
   auto x = out.channel(0, 1);
   REQUIRE(x.size() >= 48000);
-  CHECK(testsig::amplitude_at(&x[x.size() - 24000], 24000, 440, kRate) ==
-        Approx(0.3).margin(0.01));
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(sink);
-  gst_object_unref(pipeline);
+  CHECK(testsig::amplitude_at(&x[x.size() - 24000], 24000, 440, kRate) == Approx(0.3).margin(0.01));
 }

@@ -13,7 +13,6 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <cstring>
 
 using namespace testgst;
 
@@ -153,9 +152,7 @@ TEST_CASE("costream-room: every peer hears the others and never itself; pins are
   }
 }
 
-namespace {
-
-} // namespace
+namespace {} // namespace
 
 TEST_CASE("mixminus-hub-example: one peer sending is heard by the others at once", "[scripts]") {
   /* The hub of docs/mixminus.md, with only peer 0 sending (440 Hz) and the three others not yet:
@@ -163,19 +160,60 @@ TEST_CASE("mixminus-hub-example: one peer sending is heard by the others at once
    * before it went live). */
   GPid hub = spawn({"timeout", "-s", "INT", "-k", "5", "14", script("mixminus-hub-example")});
   g_usleep(2000000);
-  GPid peer = spawn({"timeout", "-s", "INT", "-k", "5", "9", "gst-launch-1.0", "-q",
-                     "audiotestsrc", "is-live=true", "freq=440", "volume=0.3", "!",
-                     "audioconvert", "!", "opusenc", "!", "rtpopuspay", "pt=96", "!", "udpsink",
-                     "host=127.0.0.1", "port=5100", "sync=false"});
+  GPid peer = spawn({"timeout",
+                     "-s",
+                     "INT",
+                     "-k",
+                     "5",
+                     "9",
+                     "gst-launch-1.0",
+                     "-q",
+                     "audiotestsrc",
+                     "is-live=true",
+                     "freq=440",
+                     "volume=0.3",
+                     "!",
+                     "audioconvert",
+                     "!",
+                     "opusenc",
+                     "!",
+                     "rtpopuspay",
+                     "pt=96",
+                     "!",
+                     "udpsink",
+                     "host=127.0.0.1",
+                     "port=5100",
+                     "sync=false"});
   const std::string wav = tmpfile("hub-feed-1.wav");
   /* (--foreground: one SIGINT, not one more to the process group; see pipelines/lib.sh) */
-  run_command({"timeout", "--foreground", "-s", "INT", "-k", "5", "7", "gst-launch-1.0", "-e",
-               "-q", "udpsrc",
+  run_command({"timeout",
+               "--foreground",
+               "-s",
+               "INT",
+               "-k",
+               "5",
+               "7",
+               "gst-launch-1.0",
+               "-e",
+               "-q",
+               "udpsrc",
                "port=5301",
                "caps=application/x-rtp,media=audio,encoding-name=OPUS,payload=96,clock-rate=48000",
-               "!", "rtpjitterbuffer", "!", "rtpopusdepay", "!", "opusdec", "!", "audioconvert",
-               "!", "audio/x-raw,format=S16LE,channels=1,rate=48000", "!", "wavenc", "!",
-               "filesink", "location=" + wav});
+               "!",
+               "rtpjitterbuffer",
+               "!",
+               "rtpopusdepay",
+               "!",
+               "opusdec",
+               "!",
+               "audioconvert",
+               "!",
+               "audio/x-raw,format=S16LE,channels=1,rate=48000",
+               "!",
+               "wavenc",
+               "!",
+               "filesink",
+               "location=" + wav});
   wait_for(peer);
   wait_for(hub);
   const auto x = wav_samples(wav);

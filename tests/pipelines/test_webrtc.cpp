@@ -26,6 +26,7 @@
 #include <gio/gio.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -123,8 +124,8 @@ std::string http(guint16 port, const std::string &method, const std::string &tar
       g_socket_client_connect_to_host(client, "127.0.0.1", port, nullptr, nullptr);
   std::string response;
   if (conn) {
-    const std::string req = method + " " + target +
-                            " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    const std::string req =
+        method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
     GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
     if (g_output_stream_write_all(out, req.data(), req.size(), nullptr, nullptr, nullptr)) {
@@ -170,7 +171,7 @@ std::map<int, ViewerStats> parse_server_log(const std::string &log) {
       s.video = field("video-packets");
       s.frames = field("frames-decoded");
       s.sent = field("talk-packets-sent");
-      s.tone = field("tone"); /* the page's test tone (tab 2), -1 for none */
+      s.tone = field("tone");           /* the page's test tone (tab 2), -1 for none */
       s.shown = field("talking-shown"); /* viewers the page lists as talking */
       viewers[id].samples.push_back(s);
     } else if ((id = id_of("viewer", "talks back")) >= 0) {
@@ -196,7 +197,9 @@ std::string make_mic(const std::string &path) {
   GError *err = nullptr;
   GstElement *p = gst_parse_launch(("audiotestsrc freq=440 volume=0.5 num-buffers=3000 ! "
                                     "audio/x-raw,format=S16LE,rate=48000,channels=1 ! wavenc "
-                                    "! filesink location=" + path).c_str(),
+                                    "! filesink location=" +
+                                    path)
+                                       .c_str(),
                                    &err);
   REQUIRE(err == nullptr);
   REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
@@ -223,12 +226,18 @@ struct Browser {
 
   Browser(const std::string &dir, const std::string &mic, const std::string &url)
       : profile(dir + "/chromium-profile") {
-    std::vector<std::string> args = {
-        "chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--user-data-dir=" + profile, "--remote-debugging-port=0",
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
-        "--disable-features=WebRtcHideLocalIpsWithMdns"};
+    std::vector<std::string> args = {"chromium",
+                                     "--headless=new",
+                                     "--no-sandbox",
+                                     "--disable-gpu",
+                                     "--no-first-run",
+                                     "--user-data-dir=" + profile,
+                                     "--remote-debugging-port=0",
+                                     "--use-fake-ui-for-media-stream",
+                                     "--use-fake-device-for-media-stream",
+                                     "--autoplay-policy=no-user-gesture-required",
+                                     "--allow-loopback-in-peer-connection",
+                                     "--disable-features=WebRtcHideLocalIpsWithMdns"};
     if (!mic.empty())
       args.push_back("--use-file-for-fake-audio-capture=" + mic);
     args.push_back(url);
@@ -361,7 +370,7 @@ TEST_CASE("costream-webrtc with headless Chromium: two tabs watch and talk back 
   CHECK(both >= 20);
   const size_t tail = x.size() - 2 * 48000;
   INFO("last 2 s: 440 Hz " << median(amps(440, tail, x.size())) << ", 660 Hz "
-                          << median(amps(660, tail, x.size())));
+                           << median(amps(660, tail, x.size())));
   CHECK(median(amps(440, tail, x.size())) > 0.02);
   CHECK(median(amps(660, tail, x.size())) < 0.005);
   CHECK(median(amps(880, 0, x.size())) < 0.005);
@@ -380,8 +389,8 @@ TEST_CASE("costream-webrtc fed by an RTMP publish: a viewer who came first gets 
                              server_log);
   Browser browser(dir, "", "http://127.0.0.1:18081/?processing=0");
   /* the viewer is connected (its page reports stats) before anything is published */
-  REQUIRE(wait_until(
-      [&] { return parse_server_log(read_text(server_log))[1].samples.size() >= 2; }, 60));
+  REQUIRE(wait_until([&] { return parse_server_log(read_text(server_log))[1].samples.size() >= 2; },
+                     60));
   CHECK(parse_server_log(read_text(server_log))[1].samples.back().frames == 0);
 
   /* OBS's stand-in: ffmpeg publishes 9 s (the 3 s file three times) in real time */
