@@ -230,8 +230,11 @@ TalkerQueue::PushResult TalkerQueue::push(Chunk chunk, double pts, bool discont)
   const size_t bpf = config_.layout.bytes_per_frame();
   chunk.data += static_cast<size_t>(trim) * bpf;
   chunk.frames -= static_cast<uint32_t>(trim);
-  if (trim > 0)
+  if (trim > 0) {
     chunk.tag = nullptr; /* no longer the whole original buffer */
+    if (!chunk.power_whole)
+      chunk.power = -1.f; /* nor its power */
+  }
 
   /* Bound memory: drop what lies too far ahead of the reader. */
   if (reader_started_) {
@@ -245,6 +248,8 @@ TalkerQueue::PushResult TalkerQueue::push(Chunk chunk, double pts, bool discont)
       res.overflow_frames = chunk.frames - keep;
       chunk.frames = keep;
       chunk.tag = nullptr;
+      if (!chunk.power_whole)
+        chunk.power = -1.f;
     }
   }
 
@@ -309,6 +314,23 @@ uint32_t TalkerQueue::frames_present(int64_t from, int64_t to) const {
     total += std::min(to, s.end()) - std::max(from, s.start);
   }
   return static_cast<uint32_t>(std::max<int64_t>(0, total));
+}
+
+double TalkerQueue::power_over(int64_t from, int64_t to) const {
+  if (to <= from)
+    return -1.0;
+  double sum = 0.0;
+  for (const auto &s : chunks_) {
+    if (s.end() <= from)
+      continue;
+    if (s.start >= to)
+      break;
+    const int64_t a = std::max(from, s.start), b = std::min(to, s.end());
+    if (s.chunk.power < 0.f || (!s.chunk.power_whole && (a != s.start || b != s.end())))
+      return -1.0;
+    sum += static_cast<double>(s.chunk.power) * static_cast<double>(b - a);
+  }
+  return sum / static_cast<double>(to - from);
 }
 
 void TalkerQueue::drop_consumed(int64_t before) {
@@ -396,6 +418,7 @@ TalkerQueue::ReadResult TalkerQueue::read(int64_t out, uint32_t n, void *dst_v) 
     const auto start = static_cast<int64_t>(x0);
     copy_frames(start, n, dst);
     res.frames_with_data = frames_present(start, start + n);
+    res.power = power_over(start, start + n);
   } else {
     constexpr int H = kHalfTaps;
     const unsigned ch = config_.layout.channels;
@@ -426,6 +449,7 @@ TalkerQueue::ReadResult TalkerQueue::read(int64_t out, uint32_t n, void *dst_v) 
     const auto a = static_cast<int64_t>(std::floor(x0));
     const auto b = static_cast<int64_t>(std::floor(last)) + 1;
     const uint32_t present = frames_present(a, b);
+    res.power = power_over(a, b);
     const auto span_frames = static_cast<uint32_t>(b - a);
     res.frames_with_data =
         present >= span_frames
@@ -454,6 +478,7 @@ const Chunk *TalkerQueue::take_exact(int64_t out, uint32_t n, ReadResult *result
         return nullptr; /* skipped frames must be accounted by read() */
       ReadResult res;
       res.frames_with_data = n;
+      res.power = s.chunk.power;
       if (result)
         *result = res;
       const Chunk *found = &s.chunk;

@@ -37,6 +37,13 @@ struct Chunk {
   std::shared_ptr<void> keepalive;
   /* Opaque to the queue: the owner's handle for zero-copy forwarding. */
   void *tag = nullptr;
+  /* Mean power of its frames (full scale = 1), < 0 when not known. The writer computes it while
+   * the samples are in its cache, so a reader wanting only a level need not touch them. */
+  float power = -1.f;
+  /* `power` is a level for the whole chunk from elsewhere (an RTP audio-level header), to be
+   * used for every block the chunk covers. Otherwise it is used only for blocks that hold the
+   * whole chunk (finer levels are computed from the samples). */
+  bool power_whole = false;
 };
 
 class TalkerQueue {
@@ -61,6 +68,9 @@ public:
   struct ReadResult {
     uint32_t frames_with_data = 0; /* frames of the block that came from the talker */
     uint64_t late_frames = 0;      /* queued frames the reader skipped (never read) */
+    /* Mean power of the block from the chunks' `power` (frames without data count as silence),
+     * or < 0 when a chunk in it has none that applies: compute it from the samples. */
+    double power = -1.0;
   };
 
   static constexpr int kHalfTaps = 16;
@@ -117,6 +127,7 @@ private:
   void gather_float(int64_t from, size_t count, float *dst) const;
   void drop_consumed(int64_t before);
   uint32_t frames_present(int64_t from, int64_t to) const;
+  double power_over(int64_t from, int64_t to) const;
 
   Config config_;
   std::deque<Stored> chunks_;

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -59,10 +60,6 @@ using costream::TalkerStats;
 #define AHEAD_HIGH (500 * GST_MSECOND)
 #define AHEAD_LOW (100 * GST_MSECOND)
 
-/* A level from GstAudioLevelMeta is used for the blocks it covers, and this much longer (RTP
- * packets of 20-60 ms are cut into 10 ms blocks; the next packet's meta follows). */
-#define META_LEVEL_HOLD (100 * GST_MSECOND)
-
 /* ------------------------------------------------------------------------------------------ */
 /* Pad                                                                                          */
 
@@ -101,16 +98,24 @@ struct GstCostreamMixerPadPrivate {
   bool ever_had_data = false;
   bool stalled = false;
   int64_t missing_frames = 0;
-  double meta_power = 0.0;      /* power from the last GstAudioLevelMeta */
-  int64_t meta_end = INT64_MIN; /* output frame until which it holds */
+  /* Chunks the output read past, for the talker's own thread to release with its next buffer
+   * (see defer_consumed). */
+  std::vector<std::shared_ptr<void>> consumed;
 
   /* Output thread only: */
   std::vector<uint8_t> scratch;
 
+  /* The pad's streaming thread: the chunks it took from `consumed` (swapped, so that neither
+   * vector gives up its capacity). */
+  std::vector<std::shared_ptr<void>> releasing;
+
   /* GST_OBJECT_LOCK (pad): */
   gdouble volume = DEFAULT_PAD_VOLUME;
   gboolean mute = DEFAULT_PAD_MUTE;
-  TalkerStats snapshot;
+  TalkerStats snapshot; /* written by the output thread only */
+  /* volume, or 0 when muted: written with the pad lock held, read by the output thread without
+   * it (the talker's thread takes that lock for every buffer it sends). */
+  std::atomic<float> gain{static_cast<float>(DEFAULT_PAD_VOLUME)};
 };
 
 typedef struct {
@@ -182,6 +187,7 @@ static void gst_costream_mixer_pad_set_property(GObject *object, guint prop_id, 
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
   }
+  pp->gain.store(pp->mute ? 0.f : static_cast<float>(pp->volume), std::memory_order_relaxed);
   GST_OBJECT_UNLOCK(pad);
 }
 
@@ -269,6 +275,8 @@ static void gst_costream_mixer_pad_init(GstCostreamMixerPad *pad) {
 
 void gst_costream_mixer_pad_set_active(GstCostreamMixerPad *pad, gboolean active) {
   auto *pp = pad_priv(pad);
+  if (pp->snapshot.active == active) /* only the output thread writes it */
+    return;
   GST_OBJECT_LOCK(pad);
   pp->snapshot.active = active;
   GST_OBJECT_UNLOCK(pad);
@@ -285,6 +293,18 @@ enum {
   PROP_ALIGNMENT_THRESHOLD,
   PROP_DRIFT_CORRECTION,
   PROP_FORCE_LIVE,
+};
+
+/* Talker pads with a reference each, dropped with the last block that uses them. */
+struct PadsHold {
+  std::vector<GstCostreamMixerPad *> pads;
+  PadsHold() = default;
+  PadsHold(const PadsHold &) = delete;
+  PadsHold &operator=(const PadsHold &) = delete;
+  ~PadsHold() {
+    for (auto *p : pads)
+      gst_object_unref(p);
+  }
 };
 
 struct GstCostreamMixerPrivate {
@@ -304,6 +324,9 @@ struct GstCostreamMixerPrivate {
   std::mutex lock;
   std::condition_variable data_cond;       /* the output thread waits for data, flush, state */
   std::vector<GstCostreamMixerPad *> pads; /* with a reference each */
+  /* The same pads with references of its own, shared by the blocks being output: one reference
+   * per block instead of one per talker per block (see refresh_pads_hold). */
+  std::shared_ptr<PadsHold> pads_hold;
   bool flushing = true;
   bool stopping = false; /* the task is being stopped: it must not pause itself */
   bool playing = false;
@@ -324,6 +347,8 @@ struct GstCostreamMixerPrivate {
   bool discont = true;
   bool eos_requested = false;
   guint32 seqnum = 0;
+  /* Seqnum of the last LATENCY event sent upstream (see forward_latency), 0 for none. */
+  guint32 latency_event_seqnum = 0;
 
   /* Output thread only: the chunks the queues passed while it read a block (filled with the
    * data lock held, released after it). */
@@ -335,6 +360,17 @@ typedef struct {
 } GstCostreamMixerInstancePrivate;
 
 static void gst_costream_mixer_child_proxy_init(gpointer g_iface, gpointer iface_data);
+
+/* (data lock) After priv->pads changed. Returns the previous hold, for the caller to drop after the
+ * lock (its last reference to a pad may finalize it). */
+static std::shared_ptr<PadsHold> refresh_pads_hold(GstCostreamMixerPrivate *priv) {
+  auto hold = std::make_shared<PadsHold>();
+  hold->pads.reserve(priv->pads.size());
+  for (auto *p : priv->pads)
+    hold->pads.push_back(GST_COSTREAM_MIXER_PAD(gst_object_ref(p)));
+  std::swap(hold, priv->pads_hold);
+  return hold;
+}
 
 G_DEFINE_ABSTRACT_TYPE_WITH_CODE(GstCostreamMixer, gst_costream_mixer, GST_TYPE_ELEMENT,
                                  G_ADD_PRIVATE(GstCostreamMixer)
@@ -420,6 +456,35 @@ size_t mark_missing(GstCostreamMixer *self, int64_t out, uint32_t n) {
   return expected;
 }
 
+/* Released chunks beyond this many are the output thread's to free: the talker is not coming back
+ * soon (ended, stalled, or sending blocks larger than a few output blocks). */
+constexpr size_t kMaxDeferredRelease = 32;
+
+/* (data lock, output thread) After reading a block from `pad`'s queue: what the queue passed
+ * (pp->consumed) stays for the talker's thread to free with its next buffer. The buffers were
+ * allocated there: freeing them in the same thread takes the allocator's thread-local path instead
+ * of the lock of another thread's arena, and spreads the work over the talkers' threads instead of
+ * the one output thread (at 256 participants, freeing input buffers was a third of the output
+ * thread's time). More than kMaxDeferredRelease waiting go to `out`, for the output to free after
+ * the data lock. */
+void defer_consumed(GstCostreamMixerPadPrivate *pp, std::vector<std::shared_ptr<void>> *out) {
+  /* A talker waiting for room takes them when it wakes. */
+  if ((pp->waiting_for_space || pp->consumed.size() <= kMaxDeferredRelease) && !pp->eos &&
+      !pp->flushing)
+    return;
+  for (auto &c : pp->consumed)
+    out->push_back(std::move(c));
+  pp->consumed.clear();
+}
+
+/* Talker's thread: take() (data lock held) takes the chunks the output passed; they are freed
+ * when the guard goes, after the lock (declare the guard before the lock). */
+struct ConsumedRelease {
+  GstCostreamMixerPadPrivate *pp;
+  void take() { pp->releasing.swap(pp->consumed); }
+  ~ConsumedRelease() { pp->releasing.clear(); }
+};
+
 /* (data lock) Wakes the output thread when it waits and the block became complete with this
  * talker's data (nullptr: something else changed, wake it to look again). O(1) per buffer: a
  * talker counts once, when its data first covers the block the output waits for. Waking the
@@ -456,6 +521,7 @@ GstFlowReturn wait_for_room(GstCostreamMixer *self, GstCostreamMixerPad *pad, Gs
                             guint64 *generation) {
   auto *priv = mixer_priv(self);
   auto *pp = pad_priv(pad);
+  ConsumedRelease done{pp};
   Lock lk(priv->lock);
   for (;;) {
     if (pp->flushing)
@@ -474,19 +540,35 @@ GstFlowReturn wait_for_room(GstCostreamMixer *self, GstCostreamMixerPad *pad, Gs
     pp->space_cond.wait(lk);
   }
   pp->waiting_for_space = false;
+  done.take();
   *out = priv->out_info;
   *generation = priv->generation;
   return GST_FLOW_OK;
 }
 
-/* Streaming thread of `pad`: queues converted audio. `meta_level` is the -dBov of a
- * GstAudioLevelMeta on the input (or -1). */
+/* Streaming thread of `pad`: the chunk's power, for levels: from the GstAudioLevelMeta's -dBov
+ * `meta_level` when there was one (>= 0), else from its samples, here where they are in the cache
+ * (the output thread then reads the samples only of the talkers it mixes). */
+void set_chunk_power(costream::Chunk &chunk, const GstAudioInfo &out, int meta_level) {
+  if (meta_level >= 0) {
+    chunk.power = static_cast<float>(std::pow(10.0, -meta_level / 10.0));
+    chunk.power_whole = true;
+    return;
+  }
+  costream::SampleFormat fmt;
+  if (chunk.data && costream::sample_format_from_gst(GST_AUDIO_INFO_FORMAT(&out), &fmt))
+    chunk.power = static_cast<float>(costream::block_power(
+        chunk.data, static_cast<size_t>(chunk.frames) * GST_AUDIO_INFO_CHANNELS(&out), fmt));
+}
+
+/* Streaming thread of `pad`: queues converted audio. */
 GstFlowReturn queue_converted(GstCostreamMixer *self, GstCostreamMixerPad *pad, guint64 generation,
-                              TalkerConverter::Converted &c, gsize bytes, bool count,
-                              int meta_level = -1) {
+                              TalkerConverter::Converted &c, gsize bytes, bool count) {
   auto *priv = mixer_priv(self);
   auto *pp = pad_priv(pad);
+  ConsumedRelease done{pp};
   Lock lk(priv->lock);
+  done.take();
   if (count) {
     pp->stats.buffers++;
     pp->stats.bytes += bytes;
@@ -497,10 +579,6 @@ GstFlowReturn queue_converted(GstCostreamMixer *self, GstCostreamMixerPad *pad, 
     GST_DEBUG_OBJECT(pad, "output format changed while converting: dropping a buffer");
     pp->stats.dropped++;
     return GST_FLOW_OK;
-  }
-  if (meta_level >= 0 && std::isfinite(c.pts)) {
-    pp->meta_power = std::pow(10.0, -meta_level / 10.0);
-    pp->meta_end = static_cast<int64_t>(c.pts) + c.chunk.frames + frames_of(self, META_LEVEL_HOLD);
   }
   const auto r = pp->queue.push(std::move(c.chunk), c.pts, c.discont);
   if (r.late_frames > 0) {
@@ -639,7 +717,8 @@ static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *paren
     GST_WARNING_OBJECT(pad, "dropped a buffer that could not be read or converted");
     return GST_FLOW_OK;
   }
-  return queue_converted(self, mpad, generation, c, bytes, true, meta_level);
+  set_chunk_power(c.chunk, out, meta_level);
+  return queue_converted(self, mpad, generation, c, bytes, true);
 }
 
 /* A GAP event: silence for its duration, so the time counts as covered (non-live alignment). */
@@ -661,6 +740,8 @@ static void gst_costream_mixer_sink_gap(GstCostreamMixer *self, GstCostreamMixer
   gst_buffer_memset(silence, 0, 0, size);
   TalkerConverter::Converted c;
   c.chunk = TalkerConverter::wrap(silence, GST_AUDIO_INFO_BPF(&out));
+  c.chunk.power = 0.f;
+  c.chunk.power_whole = true;
   const guint64 rt = gst_segment_to_running_time(&pad_priv(pad)->segment, GST_FORMAT_TIME, ts);
   c.pts = GST_CLOCK_TIME_IS_VALID(rt) ? static_cast<double>(rt) * rate / GST_SECOND : NAN;
   queue_converted(self, pad, generation, c, 0, false);
@@ -769,7 +850,6 @@ static gboolean gst_costream_mixer_sink_event(GstPad *pad, GstObject *parent, Gs
       pp->eos = false;
       pp->queue.reset();
       pp->meter.reset();
-      pp->meta_end = INT64_MIN;
       wake_output(self, nullptr);
     }
     pp->converter.reset();
@@ -1210,35 +1290,31 @@ static void gst_costream_mixer_loop(gpointer user_data) {
   /* Read the block from every talker (data lock held: the queues are shared with the talkers'
    * threads). Zero-copy blocks keep their buffer by reference. What the queues pass is released
    * after the lock (unmap, unref, free), not while every talker waits for it. */
+  block.pads_hold = priv->pads_hold;
   block.inputs.resize(priv->pads.size());
   for (size_t i = 0; i < priv->pads.size(); i++) {
     auto *pad = priv->pads[i];
     auto *pp = pad_priv(pad);
     auto &v = block.inputs[i];
-    v.pad = GST_COSTREAM_MIXER_PAD(gst_object_ref(pad));
-    GST_OBJECT_LOCK(pad);
-    v.gain = pp->mute ? 0.f : static_cast<float>(pp->volume);
-    GST_OBJECT_UNLOCK(pad);
+    v.pad = pad; /* kept by block.pads_hold */
+    v.gain = pp->gain.load(std::memory_order_relaxed);
 
     TalkerQueue::ReadResult rr;
-    pp->queue.release_into(&priv->released);
+    pp->queue.release_into(&pp->consumed);
     const costream::Chunk *exact = pp->queue.take_exact(out_index, n, &rr);
     if (exact && TalkerConverter::chunk_buffer(*exact) &&
         gst_buffer_get_size(TalkerConverter::chunk_buffer(*exact)) == block.bytes) {
+      /* The chunk keeps the buffer mapped: hold that, not a second mapping. */
       v.exact = gst_buffer_ref(TalkerConverter::chunk_buffer(*exact));
-      if (gst_buffer_map(v.exact, &v.exact_map, GST_MAP_READ)) {
-        v.data = v.exact_map.data;
-      } else {
-        gst_buffer_unref(v.exact);
-        v.exact = nullptr;
-        rr.frames_with_data = 0;
-      }
+      v.keep = exact->keepalive;
+      v.data = exact->data;
     } else if (!exact) {
       pp->scratch.resize(block.bytes);
       rr = pp->queue.read(out_index, n, pp->scratch.data());
       v.data = pp->scratch.data();
     }
     pp->queue.release_into(nullptr);
+    defer_consumed(pp, &priv->released);
     if (!v.data) {
       pp->scratch.assign(block.bytes, 0);
       v.data = pp->scratch.data();
@@ -1254,10 +1330,12 @@ static void gst_costream_mixer_loop(gpointer user_data) {
       pp->stats.late++;
       pp->stats.late_frames += rr.late_frames;
     }
+    /* The level: from the chunks' powers (computed in the talker's thread, or from RTP level
+     * headers) when they fit the block, so that the samples of a talker not mixed are not read. */
     double power = 0.0;
     if (v.frames_with_data > 0)
-      power = pp->meta_end > out_index ? pp->meta_power
-                                       : costream::block_power(v.data, block.samples, block.format);
+      power =
+          rr.power >= 0.0 ? rr.power : costream::block_power(v.data, block.samples, block.format);
     v.level = pp->meter.update(power, block_ms);
     pp->stats.level = v.level;
 
@@ -1312,11 +1390,8 @@ static void gst_costream_mixer_loop(gpointer user_data) {
 
   const GstFlowReturn ret = KLASS(self)->output(self, &block);
   for (auto &v : block.inputs) {
-    if (v.exact) {
-      gst_buffer_unmap(v.exact, &v.exact_map);
+    if (v.exact)
       gst_buffer_unref(v.exact);
-    }
-    gst_object_unref(v.pad);
   }
   if (ret != GST_FLOW_OK) {
     if (ret == GST_FLOW_FLUSHING || ret == GST_FLOW_EOS) {
@@ -1430,9 +1505,36 @@ static gboolean gst_costream_mixer_do_seek(GstCostreamMixer *self, GstEvent *eve
   return ok;
 }
 
+/* A LATENCY event on a src pad goes to every talker's upstream, once. The pipeline sends the same
+ * event (one seqnum) to every sink, so it reaches each of the P src pads; forwarding each copy to
+ * the P talkers (gst_pad_event_default) would send P^2 events at every latency change, and that
+ * forwarding's own bookkeeping is O(P) per pad: a tenth of a second of start-up at 256. */
+static gboolean forward_latency(GstCostreamMixer *self, GstEvent *event) {
+  auto *priv = mixer_priv(self);
+  const guint32 seqnum = gst_event_get_seqnum(event);
+  {
+    Lock lk(priv->lock);
+    if (seqnum == priv->latency_event_seqnum) {
+      lk.unlock();
+      gst_event_unref(event);
+      return TRUE;
+    }
+    priv->latency_event_seqnum = seqnum;
+  }
+  auto pads = gst_costream_mixer_get_pads(self);
+  gboolean ok = pads.empty();
+  for (auto *p : pads)
+    ok |= gst_pad_push_event(GST_PAD(p), gst_event_ref(event));
+  gst_costream_mixer_release_pads(pads);
+  gst_event_unref(event);
+  return ok;
+}
+
 gboolean gst_costream_mixer_src_event(GstPad *pad, GstObject *parent, GstEvent *event) {
   auto *self = GST_COSTREAM_MIXER(parent);
   switch (GST_EVENT_TYPE(event)) {
+  case GST_EVENT_LATENCY:
+    return forward_latency(self, event);
   case GST_EVENT_SEEK:
     return gst_costream_mixer_do_seek(self, event);
   case GST_EVENT_RECONFIGURE:
@@ -1513,18 +1615,23 @@ static GstPad *gst_costream_mixer_request_new_pad(GstElement *element, GstPadTem
   gst_pad_set_query_function(GST_PAD(pad), GST_DEBUG_FUNCPTR(gst_costream_mixer_sink_query));
   gst_pad_set_activatemode_function(GST_PAD(pad),
                                     GST_DEBUG_FUNCPTR(gst_costream_mixer_sink_activate_mode));
+  std::shared_ptr<PadsHold> old_hold; /* dropped after the data lock */
   {
     Lock lk(priv->lock);
     if (priv->out_valid)
       pad_priv(pad)->queue.configure(queue_config(self));
     priv->pads.push_back(GST_COSTREAM_MIXER_PAD(gst_object_ref(pad)));
+    old_hold = refresh_pads_hold(priv);
     priv->latency_dirty = true;
   }
+  old_hold.reset();
   if (!gst_element_add_pad(element, GST_PAD(pad))) {
     GST_WARNING_OBJECT(self, "could not add pad %s (name taken?)", GST_PAD_NAME(pad));
     Lock lk(priv->lock);
     priv->pads.erase(std::find(priv->pads.begin(), priv->pads.end(), pad));
+    old_hold = refresh_pads_hold(priv);
     lk.unlock();
+    old_hold.reset();
     gst_object_unref(pad); /* the list's reference */
     gst_object_unref(pad); /* the floating one, sunk by the failed add or not */
     return nullptr;
@@ -1545,11 +1652,13 @@ static void gst_costream_mixer_release_pad(GstElement *element, GstPad *pad) {
   if (KLASS(self)->pad_removed)
     KLASS(self)->pad_removed(self, mpad);
   bool found = false;
+  std::shared_ptr<PadsHold> old_hold; /* dropped after the data lock */
   {
     Lock lk(priv->lock);
     auto it = std::find(priv->pads.begin(), priv->pads.end(), mpad);
     if (it != priv->pads.end()) {
       priv->pads.erase(it);
+      old_hold = refresh_pads_hold(priv);
       found = true;
     }
     pad_priv(mpad)->flushing = true;
@@ -1601,7 +1710,6 @@ static GstStateChangeReturn gst_costream_mixer_change_state(GstElement *element,
         pp->queue.reset();
         pp->ever_had_data = pp->stalled = false;
         pp->missing_frames = 0;
-        pp->meta_end = INT64_MIN;
       }
     }
     if (KLASS(self)->reset)

@@ -22,6 +22,7 @@
 
 #include "../audio/sampleformat.h"
 
+#include <memory>
 #include <vector>
 
 G_BEGIN_DECLS
@@ -42,10 +43,10 @@ G_END_DECLS
 
 /* One talker's view of the block being output (valid during GstCostreamMixerClass::output). */
 struct GstCostreamMixerInput {
-  GstCostreamMixerPad *pad = nullptr; /* a reference is held by the block */
+  GstCostreamMixerPad *pad = nullptr; /* kept by the block (pads_hold) */
   const uint8_t *data = nullptr;      /* frames * bpf bytes in the mix format (silence if none) */
   GstBuffer *exact = nullptr; /* the talker's own buffer when `data` is exactly it (zero-copy) */
-  GstMapInfo exact_map{};
+  std::shared_ptr<void> keep; /* keeps `data` of an exact buffer mapped */
   uint32_t frames_with_data = 0;
   float gain = 1.f;      /* volume, 0 when muted */
   double level = -127.0; /* smoothed level in dBov (from GstAudioLevelMeta when present) */
@@ -65,6 +66,7 @@ struct GstCostreamMixerBlock {
   bool discont = false;
   bool timed_out = false; /* live: mixed at the deadline without every talker */
   std::vector<GstCostreamMixerInput> inputs;
+  std::shared_ptr<void> pads_hold; /* keeps every input's pad */
 };
 
 struct _GstCostreamMixerClass {

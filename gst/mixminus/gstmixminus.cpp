@@ -680,10 +680,12 @@ static GstFlowReturn gst_mix_minus_output(GstCostreamMixer *mixer, GstCostreamMi
     auto *mpad = GST_MIX_MINUS_PAD(block->inputs[i].pad);
     const gboolean speaking = block->inputs[i].present && block->inputs[i].gain > 0.f &&
                               block->inputs[i].level >= config.speech_threshold;
-    GST_OBJECT_LOCK(mpad);
-    mpad->slot = slot[i];
-    mpad->speaking = speaking;
-    GST_OBJECT_UNLOCK(mpad);
+    if (mpad->slot != slot[i] || mpad->speaking != speaking) { /* only this thread writes them */
+      GST_OBJECT_LOCK(mpad);
+      mpad->slot = slot[i];
+      mpad->speaking = speaking;
+      GST_OBJECT_UNLOCK(mpad);
+    }
     gst_costream_mixer_pad_set_active(block->inputs[i].pad, slot[i] >= 0);
   }
   const GstClockTime running_time =

@@ -48,24 +48,59 @@ GstBuffer *noise_block(unsigned seed, double amp) {
   return gst_buffer_new_memdup(s.data(), s.size() * 2);
 }
 
+/* How the appsrcs are fed: generated as they are consumed (default), or every buffer queued in
+ * the appsrc before the run (--prequeued: 10 s x 256 participants holds 245 MB of audio, and
+ * freeing that much cold memory grows faster than the participants, in every pipeline). */
+bool g_prequeued = false;
+
+/* One participant's audio: 8 blocks of noise repeated, each pushed buffer a copy with memory of
+ * its own (as a depayloader or decoder would hand over). */
+struct Feed {
+  std::vector<GstBuffer *> pattern;
+  int blocks = 0;
+  int next = 0;
+  ~Feed() {
+    for (auto *b : pattern)
+      gst_buffer_unref(b);
+  }
+  GstBuffer *make(int b) const {
+    GstBuffer *buf = gst_buffer_copy_deep(pattern[b % pattern.size()]);
+    GST_BUFFER_PTS(buf) = b * 10 * GST_MSECOND;
+    GST_BUFFER_DURATION(buf) = 10 * GST_MSECOND;
+    return buf;
+  }
+};
+
+/* appsrc's streaming thread, its queue empty: the next 10 buffers (100 ms), or end of stream. */
+void feed_need_data(GstAppSrc *src, guint, gpointer user_data) {
+  auto *f = static_cast<Feed *>(user_data);
+  for (int i = 0; i < 10 && f->next < f->blocks; i++)
+    gst_app_src_push_buffer(src, f->make(f->next++));
+  if (f->next >= f->blocks)
+    gst_app_src_end_of_stream(src);
+}
+
 void fill(GstElement *src, int participant, int blocks) {
   const double amp = participant < 3 ? 0.1 : 0.0006; /* -20 / -65 dBov */
-  std::vector<GstBuffer *> pattern;
+  auto *f = new Feed;
   for (int i = 0; i < 8; i++)
-    pattern.push_back(noise_block(participant * 8 + i + 1, amp));
+    f->pattern.push_back(noise_block(participant * 8 + i + 1, amp));
+  f->blocks = blocks;
   GstCaps *caps =
       gst_caps_from_string("audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved");
   g_object_set(src, "caps", caps, "format", GST_FORMAT_TIME, "max-bytes", (guint64)0, nullptr);
   gst_caps_unref(caps);
-  for (int b = 0; b < blocks; b++) {
-    GstBuffer *buf = gst_buffer_copy_deep(pattern[b % pattern.size()]);
-    GST_BUFFER_PTS(buf) = b * 10 * GST_MSECOND;
-    GST_BUFFER_DURATION(buf) = 10 * GST_MSECOND;
-    gst_app_src_push_buffer(GST_APP_SRC(src), buf);
+  if (g_prequeued) {
+    for (int b = 0; b < blocks; b++)
+      gst_app_src_push_buffer(GST_APP_SRC(src), f->make(b));
+    gst_app_src_end_of_stream(GST_APP_SRC(src));
+    delete f;
+    return;
   }
-  gst_app_src_end_of_stream(GST_APP_SRC(src));
-  for (auto *b : pattern)
-    gst_buffer_unref(b);
+  GstAppSrcCallbacks cb{};
+  cb.need_data = feed_need_data;
+  gst_app_src_set_callbacks(GST_APP_SRC(src), &cb, f,
+                            [](gpointer p) { delete static_cast<Feed *>(p); });
 }
 
 double run(GstElement *pipeline) {
@@ -222,11 +257,13 @@ int main(int argc, char **argv) {
       only = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--live"))
       live = true;
+    else if (!std::strcmp(argv[i], "--prequeued"))
+      g_prequeued = true;
     else {
       std::fprintf(
           stderr,
           "usage: %s [--seconds S] [--naive-chains K] [--repeat R] [--raw-only] [--only P] "
-          "[--live]\n",
+          "[--live] [--prequeued]\n",
           argv[0]);
       return 2;
     }

@@ -352,6 +352,83 @@ TEST_CASE("A level from GstAudioLevelMeta is used instead of the samples'", "[mi
   CHECK(testsig::amplitude_at(&x[4800], 9600, 500, kRate) == Approx(0.3).margin(0.002));
 }
 
+TEST_CASE("Levels from GstAudioLevelMeta follow each packet while talkers queue ahead",
+          "[mixminus]") {
+  /* Non-live, talkers queue far ahead of the output: the level must still be the one of the
+   * packet being mixed, not of the last one queued. */
+  Room room(3, "max-speakers=3");
+  const size_t frames = 2 * kRate;
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  room.push(0, tone_s16(300, 0.3, frames));
+  room.push(1, tone_s16(500, 0.3, frames));
+  /* participant 2: the same loud samples throughout; its RTP level extension says silence for
+   * the first second and -20 dBov after it */
+  auto data = tone_s16(700, 0.3, frames);
+  for (size_t f = 0; f < frames; f += 960) {
+    std::vector<int16_t> chunk(data.begin() + f, data.begin() + f + 960);
+    GstBuffer *b = s16_buffer(chunk, gst_util_uint64_scale(f, GST_SECOND, kRate), 20 * GST_MSECOND);
+    gst_buffer_add_audio_level_meta(b, f < static_cast<size_t>(kRate) ? 127 : 20, FALSE);
+    REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(room.srcs[2]), b) == GST_FLOW_OK);
+  }
+  gst_app_src_end_of_stream(GST_APP_SRC(room.srcs[2]));
+  std::vector<Collected> out(3);
+  for (int i = 0; i < 3; i++)
+    pull_all(room.sinks[i], out[i]);
+  CHECK(wait_eos_or_error(room.pipeline).empty());
+  const auto msgs = room.log.get();
+  const SlotMsg *pin = nullptr;
+  for (const auto &m : msgs)
+    if (m.pin && m.pad == "sink_2")
+      pin = &m;
+  REQUIRE(pin != nullptr);
+  /* a free slot is taken at once: in the first block of the loud second */
+  CHECK(pin->running_time >= GST_SECOND);
+  CHECK(pin->running_time <= GST_SECOND + 20 * GST_MSECOND);
+}
+
+TEST_CASE("A LATENCY event reaches every talker's upstream once, not once per return feed",
+          "[mixminus]") {
+  Room room(4);
+  std::atomic<int> seen[4];
+  const guint32 seqnum = gst_util_seqnum_next();
+  struct Probe {
+    std::atomic<int> *count;
+    guint32 seqnum;
+  };
+  std::vector<Probe> probes(4);
+  for (int i = 0; i < 4; i++) {
+    seen[i] = 0;
+    probes[i] = {&seen[i], seqnum};
+    GstPad *pad = gst_element_get_static_pad(room.srcs[i], "src");
+    gst_pad_add_probe(
+        pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+        [](GstPad *, GstPadProbeInfo *info, gpointer data) {
+          auto *p = static_cast<Probe *>(data);
+          GstEvent *e = GST_PAD_PROBE_INFO_EVENT(info);
+          if (GST_EVENT_TYPE(e) == GST_EVENT_LATENCY && gst_event_get_seqnum(e) == p->seqnum)
+            (*p->count)++;
+          return GST_PAD_PROBE_OK;
+        },
+        &probes[i], nullptr);
+    gst_object_unref(pad);
+  }
+  for (auto *sink : room.sinks) /* paused without data, ready for a latency query */
+    g_object_set(sink, "async", FALSE, nullptr);
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  /* as the pipeline does when it goes to PLAYING: query, then configure (a sink forwards the
+   * event only once it has answered a query) */
+  GstQuery *query = gst_query_new_latency();
+  CHECK(gst_element_query(room.pipeline, query));
+  gst_query_unref(query);
+  GstEvent *latency = gst_event_new_latency(30 * GST_MSECOND);
+  gst_event_set_seqnum(latency, seqnum);
+  /* the pipeline hands it to each of the four sinks, each sends it up its return feed */
+  CHECK(gst_element_send_event(room.pipeline, latency));
+  for (int i = 0; i < 4; i++)
+    CHECK(seen[i] == 1);
+  gst_element_set_state(room.pipeline, GST_STATE_NULL);
+}
+
 TEST_CASE("gst-launch order does not matter: src_N may be named before sink_N", "[mixminus]") {
   const char *lines[] = {
       "mixminus name=mm  mm.src_0 ! queue ! appsink name=out sync=false "

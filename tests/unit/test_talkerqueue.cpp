@@ -255,3 +255,54 @@ TEST_CASE("A talker without drift is never resampled and comes out bit-exact",
     REQUIRE(run.out[i] == expect);
   }
 }
+
+TEST_CASE("A block's power comes from its chunks' powers where they fit it", "[talkerqueue]") {
+  auto with_power = [](Chunk c, float power, bool whole = false) {
+    c.power = power;
+    c.power_whole = whole;
+    return c;
+  };
+  TalkerQueue q;
+  q.configure(mono48k());
+  q.push(with_power(make_chunk(ramp(0, 480), &q), 0.25f), 0.0, false);
+  q.push(with_power(make_chunk(ramp(0, 240)), 0.5f), 480.0, false);
+  q.push(with_power(make_chunk(ramp(0, 240)), 0.1f), 720.0, false);
+  /* nothing from 960 to 3360 (a gap: longer than the alignment threshold), then two chunks of
+   * 960 frames (the second with a level for the whole chunk) and one without a power */
+  q.push(with_power(make_chunk(ramp(0, 960)), 0.3f), 3360.0, false);
+  q.push(with_power(make_chunk(ramp(0, 960)), 0.2f, true), 4320.0, false);
+  q.push(make_chunk(ramp(0, 480)), 5280.0, false);
+
+  TalkerQueue::ReadResult rr;
+  REQUIRE(q.take_exact(0, 480, &rr) != nullptr); /* a whole chunk: its power */
+  CHECK(rr.power == Approx(0.25));
+  read_block(q, 480, 480, &rr); /* two whole chunks: the frame-weighted mean */
+  CHECK(rr.power == Approx(0.3));
+  read_block(q, 960, 1920, &rr); /* silence */
+  CHECK(rr.power == Approx(0.0));
+  CHECK(rr.frames_with_data == 0);
+  read_block(q, 2880, 960, &rr); /* 480 frames of silence, then half of a 960-frame chunk */
+  CHECK(rr.frames_with_data == 480);
+  CHECK(rr.power < 0.0);         /* ... whose power is of frames outside the block: unknown */
+  read_block(q, 3840, 480, &rr); /* the rest of it */
+  CHECK(rr.power < 0.0);
+  read_block(q, 4320, 480, &rr); /* a level for the whole chunk (RTP header) holds in part */
+  CHECK(rr.power == Approx(0.2));
+  read_block(q, 4800, 480, &rr);
+  CHECK(rr.power == Approx(0.2));
+  read_block(q, 5280, 480, &rr); /* a chunk without a power */
+  CHECK(rr.power < 0.0);
+  read_block(q, 5760, 480, &rr); /* nothing at all */
+  CHECK(rr.power == Approx(0.0));
+  CHECK(rr.frames_with_data == 0);
+
+  /* A chunk trimmed where it overlaps the previous one loses its power (not whole any more). */
+  TalkerQueue t;
+  t.configure(mono48k());
+  t.push(with_power(make_chunk(ramp(0, 480)), 0.5f), 0.0, false);
+  t.push(with_power(make_chunk(ramp(0, 480)), 0.5f), 240.0, true); /* discont: placed at 240 */
+  read_block(t, 0, 480, &rr);
+  CHECK(rr.power == Approx(0.5));
+  read_block(t, 480, 240, &rr);
+  CHECK(rr.power < 0.0);
+}
