@@ -349,6 +349,15 @@ struct GstCostreamMixerPrivate {
   guint32 seqnum = 0;
   /* Seqnum of the last LATENCY event sent upstream (see forward_latency), 0 for none. */
   guint32 latency_event_seqnum = 0;
+  /* The talkers' combined upstream latency as the last src pad LATENCY query found it (see
+   * upstream_latency_for_query). */
+  struct {
+    guint64 generation = 0; /* bumped whenever it may have changed */
+    bool valid = false;
+    gint64 when = 0; /* g_get_monotonic_time() */
+    gboolean live = FALSE;
+    GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
+  } latency_cache;
 
   /* Output thread only: the chunks the queues passed while it read a block (filled with the
    * data lock held, released after it). */
@@ -360,6 +369,12 @@ typedef struct {
 } GstCostreamMixerInstancePrivate;
 
 static void gst_costream_mixer_child_proxy_init(gpointer g_iface, gpointer iface_data);
+
+/* (data lock) */
+static void invalidate_latency_cache(GstCostreamMixerPrivate *priv) {
+  priv->latency_cache.generation++;
+  priv->latency_cache.valid = false;
+}
 
 /* (data lock) After priv->pads changed. Returns the previous hold, for the caller to drop after the
  * lock (its last reference to a pad may finalize it). */
@@ -800,6 +815,7 @@ static gboolean gst_costream_mixer_sink_event(GstPad *pad, GstObject *parent, Gs
       Lock lk(priv->lock);
       pp->has_caps = true;
       priv->latency_dirty = true;
+      invalidate_latency_cache(priv);
       live = priv->live;
       wake_output(self, nullptr); /* to look at its latency again */
     }
@@ -948,6 +964,10 @@ void gst_costream_mixer_release_pads(std::vector<GstCostreamMixerPad *> &pads) {
 
 namespace {
 
+/* A cached answer is reused for this long at most (a direct query by an application between the
+ * pipeline's rounds is not followed by a LATENCY event). */
+constexpr gint64 kLatencyCacheUsec = 200 * 1000;
+
 /* Queries every talker's upstream (no lock held). */
 void query_upstream_latency(GstCostreamMixer *self, gboolean *live, GstClockTime *min,
                             GstClockTime *max) {
@@ -983,6 +1003,37 @@ GstClockTime own_latency(GstCostreamMixer *self) {
 }
 
 /* Output thread: refreshes live-ness and the upstream latency the deadlines use. */
+/* For a LATENCY query on a src pad (no lock held): the pipeline asks each of the P src pads in
+ * turn, and each answer needs all P talkers' upstreams, P^2 queries (half the start-up of a
+ * 256-participant room). The first answer of a round is reused by the next src pads until the
+ * pipeline's LATENCY event ends the round, a talker joins, leaves or changes caps, or
+ * kLatencyCacheUsec passes. */
+void upstream_latency_for_query(GstCostreamMixer *self, gboolean *live, GstClockTime *min,
+                                GstClockTime *max) {
+  auto *priv = mixer_priv(self);
+  auto &c = priv->latency_cache;
+  guint64 generation;
+  {
+    Lock lk(priv->lock);
+    if (c.valid && g_get_monotonic_time() - c.when < kLatencyCacheUsec) {
+      *live = c.live;
+      *min = c.min;
+      *max = c.max;
+      return;
+    }
+    generation = c.generation;
+  }
+  query_upstream_latency(self, live, min, max);
+  Lock lk(priv->lock);
+  if (c.generation == generation) { /* nothing changed while asking */
+    c.valid = true;
+    c.when = g_get_monotonic_time();
+    c.live = *live;
+    c.min = *min;
+    c.max = *max;
+  }
+}
+
 void update_latency(GstCostreamMixer *self) {
   auto *priv = mixer_priv(self);
   gboolean live;
@@ -1520,6 +1571,7 @@ static gboolean forward_latency(GstCostreamMixer *self, GstEvent *event) {
       return TRUE;
     }
     priv->latency_event_seqnum = seqnum;
+    invalidate_latency_cache(priv); /* the pipeline's round of queries is over */
   }
   auto pads = gst_costream_mixer_get_pads(self);
   gboolean ok = pads.empty();
@@ -1558,7 +1610,7 @@ gboolean gst_costream_mixer_src_query(GstPad *pad, GstObject *parent, GstQuery *
   case GST_QUERY_LATENCY: {
     gboolean live;
     GstClockTime min, max;
-    query_upstream_latency(self, &live, &min, &max);
+    upstream_latency_for_query(self, &live, &min, &max);
     GST_OBJECT_LOCK(self);
     const bool force = priv->force_live;
     GST_OBJECT_UNLOCK(self);
@@ -1623,6 +1675,7 @@ static GstPad *gst_costream_mixer_request_new_pad(GstElement *element, GstPadTem
     priv->pads.push_back(GST_COSTREAM_MIXER_PAD(gst_object_ref(pad)));
     old_hold = refresh_pads_hold(priv);
     priv->latency_dirty = true;
+    invalidate_latency_cache(priv);
   }
   old_hold.reset();
   if (!gst_element_add_pad(element, GST_PAD(pad))) {
@@ -1663,6 +1716,7 @@ static void gst_costream_mixer_release_pad(GstElement *element, GstPad *pad) {
     }
     pad_priv(mpad)->flushing = true;
     priv->latency_dirty = true;
+    invalidate_latency_cache(priv);
     pad_priv(mpad)->space_cond.notify_all();
     wake_output(self, nullptr);
   }
@@ -1702,6 +1756,7 @@ static GstStateChangeReturn gst_costream_mixer_change_state(GstElement *element,
       priv->discont = true;
       priv->eos_requested = false;
       priv->latency_dirty = true;
+      invalidate_latency_cache(priv);
       priv->reconfigure = false;
       priv->playing = false;
       priv->seqnum = 0;

@@ -429,6 +429,76 @@ TEST_CASE("A LATENCY event reaches every talker's upstream once, not once per re
   gst_element_set_state(room.pipeline, GST_STATE_NULL);
 }
 
+TEST_CASE("Latency queries on every return feed ask each talker's upstream once per round",
+          "[mixminus]") {
+  Room room(4);
+  struct Count {
+    std::atomic<int> n{0};
+    GThread *thread = g_thread_self(); /* the output thread's own queries do not count */
+  };
+  Count asked[4];
+  for (int i = 0; i < 4; i++) {
+    g_object_set(room.srcs[i], "is-live", TRUE, "min-latency", gint64(10 * GST_MSECOND), nullptr);
+    GstPad *pad = gst_element_get_static_pad(room.srcs[i], "src");
+    gst_pad_add_probe(
+        pad,
+        static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_QUERY_UPSTREAM |
+                                     GST_PAD_PROBE_TYPE_PUSH), /* not again with the answer */
+        [](GstPad *, GstPadProbeInfo *info, gpointer data) {
+          auto *c = static_cast<Count *>(data);
+          if (GST_QUERY_TYPE(GST_PAD_PROBE_INFO_QUERY(info)) == GST_QUERY_LATENCY &&
+              g_thread_self() == c->thread)
+            c->n++;
+          return GST_PAD_PROBE_OK;
+        },
+        &asked[i], nullptr);
+    gst_object_unref(pad);
+  }
+  for (auto *sink : room.sinks)
+    g_object_set(sink, "async", FALSE, nullptr);
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  std::vector<GstPad *> feeds;
+  for (int i = 0; i < 4; i++) {
+    gchar *name = g_strdup_printf("src_%d", i);
+    feeds.push_back(gst_element_get_static_pad(room.mm, name));
+    g_free(name);
+    REQUIRE(feeds.back() != nullptr);
+  }
+  /* What a pipeline does: every sink asks its return feed, then gets the LATENCY event (one
+   * event, one seqnum) that it sends up the same feed. */
+  auto round = [&](GstClockTime *min) {
+    int before[4];
+    for (int i = 0; i < 4; i++)
+      before[i] = asked[i].n;
+    for (int i = 0; i < 4; i++) {
+      GstQuery *query = gst_query_new_latency();
+      REQUIRE(gst_pad_query(feeds[i], query));
+      gboolean live;
+      gst_query_parse_latency(query, &live, min, nullptr);
+      gst_query_unref(query);
+      CHECK(live);
+    }
+    for (int i = 0; i < 4; i++)
+      CHECK(asked[i].n - before[i] == 1);
+    GstEvent *event = gst_event_new_latency(*min);
+    for (auto *f : feeds)
+      gst_pad_send_event(f, gst_event_ref(event));
+    gst_event_unref(event);
+  };
+  guint64 block = 0, jitter = 0;
+  g_object_get(room.mm, "output-buffer-duration", &block, "latency", &jitter, nullptr);
+  GstClockTime min = 0;
+  round(&min);
+  CHECK(min == 10 * GST_MSECOND + block + jitter);
+  /* the next round asks again, and sees a talker's upstream latency change */
+  g_object_set(room.srcs[2], "min-latency", gint64(80 * GST_MSECOND), nullptr);
+  round(&min);
+  CHECK(min == 80 * GST_MSECOND + block + jitter);
+  for (auto *f : feeds)
+    gst_object_unref(f);
+  gst_element_set_state(room.pipeline, GST_STATE_NULL);
+}
+
 TEST_CASE("gst-launch order does not matter: src_N may be named before sink_N", "[mixminus]") {
   const char *lines[] = {
       "mixminus name=mm  mm.src_0 ! queue ! appsink name=out sync=false "
