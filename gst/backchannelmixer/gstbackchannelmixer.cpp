@@ -373,6 +373,7 @@ static void gst_backchannel_mixer_class_init(GstBackchannelMixerClass *klass) {
 
   mixer_class->negotiate = GST_DEBUG_FUNCPTR(gst_backchannel_mixer_negotiate);
   mixer_class->output = GST_DEBUG_FUNCPTR(gst_backchannel_mixer_output);
+  mixer_class->forwards_inputs = TRUE; /* one talker alone passes through untouched */
   mixer_class->reset = GST_DEBUG_FUNCPTR(gst_backchannel_mixer_reset);
 
   const auto rw_playing = static_cast<GParamFlags>(G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |

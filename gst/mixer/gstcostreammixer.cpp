@@ -32,14 +32,16 @@ GST_DEBUG_CATEGORY_STATIC(gst_costream_mixer_debug);
  *
  * Every talker's streaming thread runs the sink pad's chain: it converts its buffer (no lock,
  * the converter belongs to that thread) and appends it to the talker's queue under the element's
- * data lock. It never waits for the mixer when live; non-live it waits, with hysteresis, while
- * its queue is more than 200 ms ahead of the output (so upstreams hand over batches instead of
- * trading places with the mixer at every buffer). One output thread (the element's task) waits
- * for a block to be complete (non-live) or for its deadline on the clock (live), reads every
- * queue under the data lock, then lets the subclass mix and push with no lock held.
+ * data lock. It never waits for the mixer when live; non-live it waits, with hysteresis, once
+ * its queue is AHEAD_HIGH ahead of the output, until AHEAD_LOW (so upstreams hand over batches
+ * instead of trading places with the mixer at every buffer). It computes each buffer's power
+ * (for levels) while the samples are in its cache, and frees the chunks the output has passed.
+ * One output thread (the element's task) waits for a block to be complete (non-live) or for its
+ * deadline on the clock (live), reads every queue under the data lock, then lets the subclass
+ * mix and push with no lock held.
  *
  * Lock order (outer to inner): task lock -> priv->lock (data lock) -> GST_OBJECT_LOCK (element
- * or pad). No lock is held while pushing, querying or posting a message.
+ * or pad) or a pad's stats_lock. No lock is held while pushing, querying or posting a message.
  */
 
 using costream::TalkerConverter;
@@ -112,7 +114,13 @@ struct GstCostreamMixerPadPrivate {
   /* GST_OBJECT_LOCK (pad): */
   gdouble volume = DEFAULT_PAD_VOLUME;
   gboolean mute = DEFAULT_PAD_MUTE;
-  TalkerStats snapshot; /* written by the output thread only */
+
+  /* stats_lock: what the pad's properties and the element's stats show, copied by the output
+   * thread at every block (a lock of its own: the talker's thread takes the pad's object lock for
+   * every buffer it sends, the output thread would have to fight it for every talker and
+   * block). Written by the output thread only. */
+  std::mutex stats_lock;
+  TalkerStats snapshot;
   /* volume, or 0 when muted: written with the pad lock held, read by the output thread without
    * it (the talker's thread takes that lock for every buffer it sends). */
   std::atomic<float> gain{static_cast<float>(DEFAULT_PAD_VOLUME)};
@@ -134,15 +142,18 @@ static void gst_costream_mixer_pad_get_property(GObject *object, guint prop_id, 
                                                 GParamSpec *pspec) {
   auto *pad = GST_COSTREAM_MIXER_PAD(object);
   auto *pp = pad_priv(pad);
-  GST_OBJECT_LOCK(pad);
+  if (prop_id == PROP_PAD_VOLUME || prop_id == PROP_PAD_MUTE) {
+    GST_OBJECT_LOCK(pad);
+    if (prop_id == PROP_PAD_VOLUME)
+      g_value_set_double(value, pp->volume);
+    else
+      g_value_set_boolean(value, pp->mute);
+    GST_OBJECT_UNLOCK(pad);
+    return;
+  }
+  std::lock_guard<std::mutex> lk(pp->stats_lock);
   const auto &st = pp->snapshot;
   switch (prop_id) {
-  case PROP_PAD_VOLUME:
-    g_value_set_double(value, pp->volume);
-    break;
-  case PROP_PAD_MUTE:
-    g_value_set_boolean(value, pp->mute);
-    break;
   case PROP_PAD_BYTES:
     g_value_set_uint64(value, st.bytes);
     break;
@@ -168,7 +179,6 @@ static void gst_costream_mixer_pad_get_property(GObject *object, guint prop_id, 
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
   }
-  GST_OBJECT_UNLOCK(pad);
 }
 
 static void gst_costream_mixer_pad_set_property(GObject *object, guint prop_id, const GValue *value,
@@ -277,9 +287,8 @@ void gst_costream_mixer_pad_set_active(GstCostreamMixerPad *pad, gboolean active
   auto *pp = pad_priv(pad);
   if (pp->snapshot.active == active) /* only the output thread writes it */
     return;
-  GST_OBJECT_LOCK(pad);
+  std::lock_guard<std::mutex> lk(pp->stats_lock);
   pp->snapshot.active = active;
-  GST_OBJECT_UNLOCK(pad);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1356,7 +1365,8 @@ static void gst_costream_mixer_loop(gpointer user_data) {
     if (exact && TalkerConverter::chunk_buffer(*exact) &&
         gst_buffer_get_size(TalkerConverter::chunk_buffer(*exact)) == block.bytes) {
       /* The chunk keeps the buffer mapped: hold that, not a second mapping. */
-      v.exact = gst_buffer_ref(TalkerConverter::chunk_buffer(*exact));
+      if (KLASS(self)->forwards_inputs)
+        v.exact = gst_buffer_ref(TalkerConverter::chunk_buffer(*exact));
       v.keep = exact->keepalive;
       v.data = exact->data;
     } else if (!exact) {
@@ -1409,11 +1419,12 @@ static void gst_costream_mixer_loop(gpointer user_data) {
     }
     v.present = pp->ever_had_data && !pp->stalled && (v.frames_with_data > 0 || !pp->eos);
     v.eos = pp->eos;
-    GST_OBJECT_LOCK(pad);
-    const gboolean active = pp->snapshot.active;
-    pp->snapshot = pp->stats;
-    pp->snapshot.active = active;
-    GST_OBJECT_UNLOCK(pad);
+    {
+      std::lock_guard<std::mutex> slk(pp->stats_lock);
+      const gboolean active = pp->snapshot.active;
+      pp->snapshot = pp->stats;
+      pp->snapshot.active = active;
+    }
 
     if (pp->waiting_for_space && frames_ahead(self, pad) - n <= frames_of(self, AHEAD_LOW))
       pp->space_cond.notify_one(); /* this one only: no herd of talkers waking to sleep again */
@@ -1828,8 +1839,12 @@ static GstStateChangeReturn gst_costream_mixer_change_state(GstElement *element,
 
 GstStructure *gst_costream_mixer_pad_stats(GstCostreamMixerPad *p) {
   auto *pp = pad_priv(p);
+  TalkerStats st;
+  {
+    std::lock_guard<std::mutex> lk(pp->stats_lock);
+    st = pp->snapshot;
+  }
   GST_OBJECT_LOCK(p);
-  const auto st = pp->snapshot;
   const double volume = pp->volume;
   const gboolean mute = pp->mute;
   GST_OBJECT_UNLOCK(p);

@@ -45,7 +45,8 @@ G_END_DECLS
 struct GstCostreamMixerInput {
   GstCostreamMixerPad *pad = nullptr; /* kept by the block (pads_hold) */
   const uint8_t *data = nullptr;      /* frames * bpf bytes in the mix format (silence if none) */
-  GstBuffer *exact = nullptr; /* the talker's own buffer when `data` is exactly it (zero-copy) */
+  GstBuffer *exact = nullptr; /* the talker's own buffer when `data` is exactly it (zero-copy; only
+                                 with GstCostreamMixerClass::forwards_inputs) */
   std::shared_ptr<void> keep; /* keeps `data` of an exact buffer mapped */
   uint32_t frames_with_data = 0;
   float gain = 1.f;      /* volume, 0 when muted */
@@ -89,7 +90,12 @@ struct _GstCostreamMixerClass {
    * its level still counts). NULL: always decode. */
   gboolean (*skip_decode)(GstCostreamMixer *self, GstCostreamMixerPad *pad, double level_dbov);
 
-  gpointer _reserved[7];
+  /* TRUE when `output` may forward a talker's own buffer (GstCostreamMixerInput::exact is set
+   * for blocks that are exactly one); FALSE leaves it NULL (one reference less per talker and
+   * block). */
+  gboolean forwards_inputs;
+
+  gpointer _reserved[6];
 };
 
 /* ---- for subclasses ------------------------------------------------------------------------ */
