@@ -5,12 +5,15 @@
  * Not a test: it prints tables of CPU seconds and ratios.
  *
  *   bench-mixminus [--seconds S] [--naive-chains K] [--repeat R] [--raw-only] [--only P]
+ *                  [--live] [--prequeued]
  *
- * Inputs: P appsrc participants of 10 ms S16LE 48 kHz mono buffers (pre-queued, each with memory
- * of its own); 3 of them talk (noise at -20 dBov), the rest are near-silent room noise
- * (-65 dBov). Non-live, as fast as possible, process CPU from PLAYING to EOS.
+ * Inputs: P appsrc participants of 10 ms S16LE 48 kHz mono buffers (made as the appsrc asks for
+ * them, each with memory of its own; --prequeued: all queued before the run); 3 of them talk
+ * (noise at -20 dBov), the rest are near-silent room noise (-65 dBov). Non-live, as fast as
+ * possible, process CPU from PLAYING to EOS.
  *  - Raw: mixminus (max-speakers=3) with P raw outputs into fakesinks, P = 64 and 256, against
- *    one audiomixer mixing the same 64 inputs into one output.
+ *    one audiomixer mixing the same 64 inputs into one output, and the feeding alone; R rounds
+ *    of all of them, ratios per round, medians.
  *  - Opus: mixminus with P = 100 Opus outputs (32 kbit/s, complexity 5, 20 ms) against the naive
  *    graph: per participant an audiomixer of the 99 others plus opusenc (same settings). The
  *    naive graph's 100 chains are identical and independent; K of them are run one after the
@@ -241,7 +244,7 @@ int main(int argc, char **argv) {
   double seconds = 10;
   int naive_chains = 3;
   bool raw_only = false;
-  int repeat = 3;
+  int repeat = 5;
   int only = 0;
   bool live = false;
   for (int i = 1; i < argc; i++) {
@@ -308,34 +311,46 @@ int main(int argc, char **argv) {
     return 0;
   }
 
-  std::printf("# Raw: %.0f s of 10 ms S16LE 48 kHz mono per participant, 3 talking; least CPU of "
-              "%d runs\n\n",
+  std::printf("# Raw: %.0f s of 10 ms S16LE 48 kHz mono per participant, 3 talking; %d rounds\n\n",
               seconds, repeat);
-  /* Each figure is the least of `repeat` runs: the run least disturbed by the rest of the
-   * machine. */
-  auto least = [&](auto fn) {
-    double best = 1e300;
-    for (int r = 0; r < repeat; r++)
-      best = std::min(best, fn());
-    return best;
+  /* The machine's speed drifts (a shared VM: +-30 % over minutes), so a ratio is only taken
+   * between runs made side by side: every round runs each pipeline once, gives one ratio of
+   * each kind, and the median over rounds is reported with the range. */
+  std::vector<double> feed64, feed256, mm64, mm256, am64, r256, ram, rfeed;
+  for (int r = 0; r < repeat; r++) {
+    feed64.push_back(run_feeding(64, blocks));
+    mm64.push_back(run_mixminus(64, blocks, false));
+    am64.push_back(run_audiomixer(64, blocks, false));
+    feed256.push_back(run_feeding(256, blocks));
+    mm256.push_back(run_mixminus(256, blocks, false));
+    r256.push_back(mm256.back() / mm64.back());
+    ram.push_back(am64.back() / mm64.back());
+    rfeed.push_back(feed256.back() / feed64.back());
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
   };
-  const double feed64 = least([&] { return run_feeding(64, blocks); });
-  const double feed256 = least([&] { return run_feeding(256, blocks); });
-  const double mm64 = least([&] { return run_mixminus(64, blocks, false); });
-  const double mm256 = least([&] { return run_mixminus(256, blocks, false); });
-  const double am64 = least([&] { return run_audiomixer(64, blocks, false); });
-  std::printf("| pipeline | CPU s | CPU s less feeding | ratio (total) | ratio (less feeding) |\n"
-              "|---|---|---|---|---|\n");
-  std::printf("| 64 appsrc -> fakesink (feeding only) | %.3f | - | - | - |\n", feed64);
-  std::printf("| 256 appsrc -> fakesink (feeding only) | %.3f | - | - | - |\n", feed256);
-  std::printf("| mixminus, 64 participants, 64 outputs | %.3f | %.3f | 1.00 | 1.00 |\n", mm64,
-              mm64 - feed64);
-  std::printf("| audiomixer, 64 inputs, 1 output | %.3f | %.3f | %.2f | %.2f |\n", am64,
-              am64 - feed64, am64 / mm64, (am64 - feed64) / (mm64 - feed64));
-  std::printf("| mixminus, 256 participants, 256 outputs | %.3f | %.3f | %.2f | %.2f |\n\n", mm256,
-              mm256 - feed256, mm256 / mm64, (mm256 - feed256) / (mm64 - feed64));
-  std::printf("(audiomixer rows: ratio to mixminus-64, target >= 1; mixminus-256 row: ratio to "
-              "mixminus-64, linear = 4, target <= 4.5)\n\n");
+  auto range = [&](const std::vector<double> &v, int digits = 2) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f (%.*f-%.*f)", digits, median(v), digits,
+                  *std::min_element(v.begin(), v.end()), digits,
+                  *std::max_element(v.begin(), v.end()));
+    return std::string(buf);
+  };
+
+  std::printf("| pipeline | CPU s, median (range) | ratio, median of rounds (range) |\n"
+              "|---|---|---|\n");
+  std::printf("| 64 appsrc -> fakesink (feeding only) | %s | |\n", range(feed64, 3).c_str());
+  std::printf("| 256 appsrc -> fakesink (feeding only) | %s | %s x feeding-64 |\n",
+              range(feed256, 3).c_str(), range(rfeed).c_str());
+  std::printf("| mixminus, 64 participants, 64 outputs | %s | 1.00 |\n", range(mm64, 3).c_str());
+  std::printf("| audiomixer, 64 inputs, 1 output | %s | %s x mixminus-64 (target >= 1) |\n",
+              range(am64, 3).c_str(), range(ram).c_str());
+  std::printf("| mixminus, 256 participants, 256 outputs | %s | %s x mixminus-64 (linear = 4, "
+              "target <= 4.5) |\n\n",
+              range(mm256, 3).c_str(), range(r256).c_str());
   if (raw_only)
     return 0;
 
@@ -352,7 +367,7 @@ int main(int argc, char **argv) {
               "(naive / mixminus) |\n\n",
               naive_chains, naive, naive / mmo);
   std::printf("participants per core (Opus, real time): %.0f\n", 100.0 * seconds / mmo);
-  std::printf("participants per core (raw, real time, from the 256 run): %.0f\n",
-              256.0 * seconds / mm256);
+  std::printf("participants per core (raw, real time, from the 256 runs): %.0f\n",
+              256.0 * seconds / median(mm256));
   return 0;
 }
