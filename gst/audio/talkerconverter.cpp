@@ -122,7 +122,8 @@ Chunk TalkerConverter::wrap(GstBuffer *buf, guint bpf) {
   mb->map = map;
   c.data = map.data;
   c.frames = static_cast<uint32_t>(map.size / bpf);
-  c.tag = buf;
+  if (static_cast<gsize>(c.frames) * bpf == map.size)
+    c.tag = buf; /* the chunk is the whole buffer: it may be forwarded as it is */
   c.keepalive = std::move(mb);
   return c;
 }

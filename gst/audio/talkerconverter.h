@@ -63,7 +63,8 @@ public:
 
   bool passthrough() const { return converter_ == nullptr; }
 
-  /* The GstBuffer behind a zero-copy chunk (see TalkerQueue::take_exact), or nullptr. */
+  /* The GstBuffer behind a zero-copy chunk (see TalkerQueue::take_exact), or nullptr: set only
+   * when the chunk is all of the buffer. */
   static GstBuffer *chunk_buffer(const Chunk &c) { return static_cast<GstBuffer *>(c.tag); }
   /* Wraps (takes) a buffer in the output format as a chunk that keeps it mapped. */
   static Chunk wrap(GstBuffer *buf, guint bpf);

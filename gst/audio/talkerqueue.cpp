@@ -141,6 +141,10 @@ void TalkerQueue::configure(const Config &config) {
 }
 
 void TalkerQueue::reset() {
+  if (released_)
+    for (auto &s : chunks_)
+      if (s.chunk.keepalive)
+        released_->push_back(std::move(s.chunk.keepalive));
   chunks_.clear();
   have_written_ = false;
   write_end_ = 0;

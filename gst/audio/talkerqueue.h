@@ -108,9 +108,9 @@ public:
   /* Reader position minus where the talker's timestamps put it, in frames (filtered). */
   double time_error() const { return have_timing_ ? correction_ - werr_filtered_ : 0.0; }
   size_t queued_chunks() const { return chunks_.size(); }
-  /* While set, chunks the reader passed are not released in place: their keepalives are moved
-   * to `sink`, for the caller to release later (e.g. outside a lock it holds while reading).
-   * nullptr: release in place. */
+  /* While set, chunks the reader passed (or reset() drops) are not released in place: their
+   * keepalives are moved to `sink`, for the caller to release later (e.g. outside a lock it holds
+   * while reading, or once nobody reads them in place any more). nullptr: release in place. */
   void release_into(std::vector<std::shared_ptr<void>> *sink) { released_ = sink; }
 
 private:

@@ -307,6 +307,9 @@ enum {
 /* Talker pads with a reference each, dropped with the last block that uses them. */
 struct PadsHold {
   std::vector<GstCostreamMixerPad *> pads;
+  /* Their private parts, so the output thread need not read the pad objects (whose first cache
+   * line every talker buffer writes: reference count, object lock). */
+  std::vector<GstCostreamMixerPadPrivate *> privs;
   PadsHold() = default;
   PadsHold(const PadsHold &) = delete;
   PadsHold &operator=(const PadsHold &) = delete;
@@ -371,6 +374,13 @@ struct GstCostreamMixerPrivate {
   /* Output thread only: the chunks the queues passed while it read a block (filled with the
    * data lock held, released after it). */
   std::vector<std::shared_ptr<void>> released;
+
+  /* (data lock) The output thread is mixing a block outside the lock, reading talkers' chunks in
+   * place: a queue emptied meanwhile (a talker's flush) hands its chunks to `deferred`, which the
+   * output thread frees when the block is done. So the output need not take a reference to every
+   * chunk it reads (an atomic on a cold cache line per talker and block). */
+  bool block_in_flight = false;
+  std::vector<std::shared_ptr<void>> deferred;
 };
 
 typedef struct {
@@ -390,8 +400,11 @@ static void invalidate_latency_cache(GstCostreamMixerPrivate *priv) {
 static std::shared_ptr<PadsHold> refresh_pads_hold(GstCostreamMixerPrivate *priv) {
   auto hold = std::make_shared<PadsHold>();
   hold->pads.reserve(priv->pads.size());
-  for (auto *p : priv->pads)
+  hold->privs.reserve(priv->pads.size());
+  for (auto *p : priv->pads) {
     hold->pads.push_back(GST_COSTREAM_MIXER_PAD(gst_object_ref(p)));
+    hold->privs.push_back(pad_priv(p));
+  }
   std::swap(hold, priv->pads_hold);
   return hold;
 }
@@ -873,7 +886,9 @@ static gboolean gst_costream_mixer_sink_event(GstPad *pad, GstObject *parent, Gs
       Lock lk(priv->lock);
       pp->flushing = false;
       pp->eos = false;
+      pp->queue.release_into(priv->block_in_flight ? &priv->deferred : nullptr);
       pp->queue.reset();
+      pp->queue.release_into(nullptr);
       pp->meter.reset();
       wake_output(self, nullptr);
     }
@@ -1350,11 +1365,13 @@ static void gst_costream_mixer_loop(gpointer user_data) {
   /* Read the block from every talker (data lock held: the queues are shared with the talkers'
    * threads). Zero-copy blocks keep their buffer by reference. What the queues pass is released
    * after the lock (unmap, unref, free), not while every talker waits for it. */
+  const PadsHold empty_hold;
+  const PadsHold &hold = priv->pads_hold ? *priv->pads_hold : empty_hold;
   block.pads_hold = priv->pads_hold;
-  block.inputs.resize(priv->pads.size());
-  for (size_t i = 0; i < priv->pads.size(); i++) {
-    auto *pad = priv->pads[i];
-    auto *pp = pad_priv(pad);
+  block.inputs.resize(hold.pads.size());
+  for (size_t i = 0; i < hold.pads.size(); i++) {
+    auto *pad = hold.pads[i];
+    auto *pp = hold.privs[i];
     auto &v = block.inputs[i];
     v.pad = pad; /* kept by block.pads_hold */
     v.gain = pp->gain.load(std::memory_order_relaxed);
@@ -1362,13 +1379,11 @@ static void gst_costream_mixer_loop(gpointer user_data) {
     TalkerQueue::ReadResult rr;
     pp->queue.release_into(&pp->consumed);
     const costream::Chunk *exact = pp->queue.take_exact(out_index, n, &rr);
-    if (exact && TalkerConverter::chunk_buffer(*exact) &&
-        gst_buffer_get_size(TalkerConverter::chunk_buffer(*exact)) == block.bytes) {
+    if (exact && TalkerConverter::chunk_buffer(*exact)) { /* all of the buffer (see wrap()) */
       /* The chunk keeps the buffer mapped: hold that, not a second mapping. */
       if (KLASS(self)->forwards_inputs)
         v.exact = gst_buffer_ref(TalkerConverter::chunk_buffer(*exact));
-      v.keep = exact->keepalive;
-      v.data = exact->data;
+      v.data = exact->data; /* stays in the queue until the next block (see block_in_flight) */
     } else if (!exact) {
       pp->scratch.resize(block.bytes);
       rr = pp->queue.read(out_index, n, pp->scratch.data());
@@ -1426,10 +1441,12 @@ static void gst_costream_mixer_loop(gpointer user_data) {
       pp->snapshot.active = active;
     }
 
-    if (pp->waiting_for_space && frames_ahead(self, pad) - n <= frames_of(self, AHEAD_LOW))
+    if (pp->waiting_for_space &&
+        pp->queue.write_end() - out_index - n <= frames_of(self, AHEAD_LOW))
       pp->space_cond.notify_one(); /* this one only: no herd of talkers waking to sleep again */
   }
   priv->out_index = out_index + n;
+  priv->block_in_flight = true;
   block.discont = priv->discont;
   priv->discont = false;
   const bool send_segment = priv->send_segment;
@@ -1454,6 +1471,14 @@ static void gst_costream_mixer_loop(gpointer user_data) {
   for (auto &v : block.inputs) {
     if (v.exact)
       gst_buffer_unref(v.exact);
+  }
+  {
+    std::vector<std::shared_ptr<void>> deferred;
+    {
+      Lock dlk(priv->lock);
+      priv->block_in_flight = false;
+      deferred.swap(priv->deferred);
+    }
   }
   if (ret != GST_FLOW_OK) {
     if (ret == GST_FLOW_FLUSHING || ret == GST_FLOW_EOS) {

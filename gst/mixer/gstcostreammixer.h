@@ -47,7 +47,6 @@ struct GstCostreamMixerInput {
   const uint8_t *data = nullptr;      /* frames * bpf bytes in the mix format (silence if none) */
   GstBuffer *exact = nullptr; /* the talker's own buffer when `data` is exactly it (zero-copy; only
                                  with GstCostreamMixerClass::forwards_inputs) */
-  std::shared_ptr<void> keep; /* keeps `data` of an exact buffer mapped */
   uint32_t frames_with_data = 0;
   float gain = 1.f;      /* volume, 0 when muted */
   double level = -127.0; /* smoothed level in dBov (from GstAudioLevelMeta when present) */

@@ -527,6 +527,48 @@ TEST_CASE("gst-launch order does not matter: src_N may be named before sink_N", 
   }
 }
 
+TEST_CASE("A talker flushing again and again while the room mixes its buffers in place",
+          "[mixminus][stress]") {
+  /* Blocks that are exactly one talker buffer are mixed from that buffer where it lies in the
+   * talker's queue; a flush empties the queue from the talker's thread meanwhile. Under the
+   * sanitizers this checks that no buffer is freed while a block still reads it. */
+  Room room(2, "max-speakers=2");
+  struct Counts {
+    std::atomic<int> pushed{0}, flushes{0};
+  } counts;
+  GstPad *src1 = gst_element_get_static_pad(room.srcs[1], "src");
+  gst_pad_add_probe(
+      src1, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad *pad, GstPadProbeInfo *, gpointer data) {
+        auto *c = static_cast<Counts *>(data);
+        if (++c->pushed % 7 == 0) { /* every 7th buffer: flush the talker first */
+          gst_pad_push_event(pad, gst_event_new_flush_start());
+          gst_pad_push_event(pad, gst_event_new_flush_stop(FALSE));
+          GstSegment seg; /* a flush drops the segment: the same one again */
+          gst_segment_init(&seg, GST_FORMAT_TIME);
+          gst_pad_push_event(pad, gst_event_new_segment(&seg));
+          c->flushes++;
+        }
+        return GST_PAD_PROBE_OK;
+      },
+      &counts, nullptr);
+  const size_t frames = 4 * kRate;
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  room.push(0, tone_s16(300, 0.3, frames));
+  room.push(1, tone_s16(500, 0.2, frames));
+  std::vector<Collected> out(2);
+  for (int i = 0; i < 2; i++)
+    pull_all(room.sinks[i], out[i]);
+  CHECK(wait_eos_or_error(room.pipeline).empty());
+  gst_object_unref(src1);
+  CHECK(counts.flushes > 50);
+  /* participant 1 keeps hearing participant 0 throughout */
+  auto x = out[1].channel(0, 1);
+  REQUIRE(x.size() >= frames);
+  CHECK(testsig::amplitude_at(&x[kRate], 9600, 300, kRate) == Approx(0.3).margin(0.01));
+  CHECK(testsig::amplitude_at(&x[3 * kRate], 9600, 300, kRate) == Approx(0.3).margin(0.01));
+}
+
 TEST_CASE("Stress: participants join and leave from several threads while the room runs",
           "[mixminus][stress]") {
   GError *err = nullptr;

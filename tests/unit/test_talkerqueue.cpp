@@ -306,3 +306,24 @@ TEST_CASE("A block's power comes from its chunks' powers where they fit it", "[t
   read_block(t, 480, 240, &rr);
   CHECK(rr.power < 0.0);
 }
+
+TEST_CASE("A reset hands the chunks to the release sink when one is set", "[talkerqueue]") {
+  TalkerQueue q;
+  q.configure(mono48k());
+  auto a = make_chunk(ramp(0, 480), &q); /* tagged: may be read in place */
+  std::weak_ptr<void> alive = a.keepalive;
+  q.push(std::move(a), 0.0, false);
+  const Chunk *c = q.take_exact(0, 480, nullptr);
+  REQUIRE(c != nullptr);
+  const uint8_t *data = c->data;
+  std::vector<std::shared_ptr<void>> sink;
+  q.release_into(&sink);
+  q.reset(); /* e.g. a flush while the block is being mixed from `data` in place */
+  q.release_into(nullptr);
+  REQUIRE(sink.size() == 1);
+  CHECK_FALSE(alive.expired());
+  CHECK(reinterpret_cast<const int16_t *>(data)[479] == 479);
+  sink.clear();
+  CHECK(alive.expired());
+  CHECK(q.queued_chunks() == 0);
+}
