@@ -14,6 +14,7 @@
 
 #include "../audio/level.h"
 #include "../audio/opus.h"
+#include "../audio/chunkpool.h"
 #include "../audio/talkerconverter.h"
 
 #include <algorithm>
@@ -86,6 +87,7 @@ struct GstCostreamMixerPadPrivate {
   bool opus_skipped = false; /* packets were skipped: reset the decoder before the next one */
   GstSegment segment;
   guint64 converter_generation = 0;
+  costream::ChunkPool pool; /* see to_pool() */
 
   /* Element data lock: */
   TalkerQueue queue;
@@ -374,6 +376,7 @@ struct GstCostreamMixerPrivate {
   /* Output thread only: the chunks the queues passed while it read a block (filled with the
    * data lock held, released after it). */
   std::vector<std::shared_ptr<void>> released;
+  std::vector<GstCostreamMixerPadPrivate *> wake_talkers; /* waiting talkers with room again */
 
   /* (data lock) The output thread is mixing a block outside the lock, reading talkers' chunks in
    * place: a queue emptied meanwhile (a talker's flush) hands its chunks to `deferred`, which the
@@ -425,6 +428,7 @@ static GstCostreamMixerPrivate *mixer_priv(GstCostreamMixer *self) {
 using Lock = std::unique_lock<std::mutex>;
 
 static void gst_costream_mixer_loop(gpointer user_data);
+
 
 namespace {
 
@@ -598,6 +602,21 @@ void set_chunk_power(costream::Chunk &chunk, const GstAudioInfo &out, int meta_l
         chunk.data, static_cast<size_t>(chunk.frames) * GST_AUDIO_INFO_CHANNELS(&out), fmt));
 }
 
+/* Streaming thread of `pad`: moves a converted chunk's samples into the talker's recycled storage
+ * and lets its GstBuffer go now, while it is in the cache (see ChunkPool). Only for mixers that
+ * never forward a talker's own buffer. */
+void to_pool(GstCostreamMixerPadPrivate *pp, costream::Chunk &chunk, const GstAudioInfo &out) {
+  if (!chunk.data || chunk.frames == 0)
+    return;
+  const size_t bytes = static_cast<size_t>(chunk.frames) * GST_AUDIO_INFO_BPF(&out);
+  uint8_t *data = nullptr;
+  std::shared_ptr<void> keep = pp->pool.take(bytes, &data);
+  memcpy(data, chunk.data, bytes);
+  chunk.data = data;
+  chunk.tag = keep.get(); /* all of the chunk: it may be read in place */
+  chunk.keepalive = std::move(keep); /* the buffer's last reference goes here */
+}
+
 /* Streaming thread of `pad`: queues converted audio. */
 GstFlowReturn queue_converted(GstCostreamMixer *self, GstCostreamMixerPad *pad, guint64 generation,
                               TalkerConverter::Converted &c, gsize bytes, bool count) {
@@ -755,6 +774,8 @@ static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *paren
     return GST_FLOW_OK;
   }
   set_chunk_power(c.chunk, out, meta_level);
+  if (!KLASS(self)->forwards_inputs)
+    to_pool(pp, c.chunk, out);
   return queue_converted(self, mpad, generation, c, bytes, true);
 }
 
@@ -1379,7 +1400,7 @@ static void gst_costream_mixer_loop(gpointer user_data) {
     TalkerQueue::ReadResult rr;
     pp->queue.release_into(&pp->consumed);
     const costream::Chunk *exact = pp->queue.take_exact(out_index, n, &rr);
-    if (exact && TalkerConverter::chunk_buffer(*exact)) { /* all of the buffer (see wrap()) */
+    if (exact) { /* a whole chunk (see TalkerConverter::wrap() and to_pool()) */
       /* The chunk keeps the buffer mapped: hold that, not a second mapping. */
       if (KLASS(self)->forwards_inputs)
         v.exact = gst_buffer_ref(TalkerConverter::chunk_buffer(*exact));
@@ -1443,7 +1464,7 @@ static void gst_costream_mixer_loop(gpointer user_data) {
 
     if (pp->waiting_for_space &&
         pp->queue.write_end() - out_index - n <= frames_of(self, AHEAD_LOW))
-      pp->space_cond.notify_one(); /* this one only: no herd of talkers waking to sleep again */
+      priv->wake_talkers.push_back(pp); /* this one only: no herd waking to sleep again */
   }
   priv->out_index = out_index + n;
   priv->block_in_flight = true;
@@ -1454,6 +1475,11 @@ static void gst_costream_mixer_loop(gpointer user_data) {
   GstSegment segment = priv->segment;
   const guint32 seqnum = priv->seqnum;
   lk.unlock();
+  /* Woken after the lock: woken under it, each would run only to wait for the lock. (The block
+   * holds their pads.) */
+  for (auto *pp : priv->wake_talkers)
+    pp->space_cond.notify_one();
+  priv->wake_talkers.clear();
   priv->released.clear();
 
   /* Controlled properties follow the stream time of the block. */

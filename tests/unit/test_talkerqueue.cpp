@@ -1,15 +1,20 @@
 /* costream tests
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include "audio/chunkpool.h"
 #include "audio/talkerqueue.h"
 #include "testsig.h"
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 using namespace costream;
@@ -326,4 +331,68 @@ TEST_CASE("A reset hands the chunks to the release sink when one is set", "[talk
   sink.clear();
   CHECK(alive.expired());
   CHECK(q.queued_chunks() == 0);
+}
+
+TEST_CASE("The chunk pool reuses a slot only once nobody else holds it", "[chunkpool]") {
+  ChunkPool pool;
+  uint8_t *a = nullptr, *b = nullptr, *c = nullptr;
+  auto ka = pool.take(960, &a);
+  auto kb = pool.take(960, &b);
+  CHECK(a != b);
+  CHECK(pool.slots() == 2);
+  a[0] = 1;
+  b[0] = 2;
+  auto kc = pool.take(960, &c); /* both held: a new slot */
+  CHECK(pool.slots() == 3);
+  CHECK(c != a);
+  CHECK(c != b);
+  CHECK(a[0] == 1);
+  ka.reset(); /* released (by any thread): its slot comes back */
+  uint8_t *d = nullptr;
+  auto kd = pool.take(480, &d);
+  CHECK(d == a);
+  CHECK(pool.slots() == 3);
+  kb.reset();
+  uint8_t *e = nullptr;
+  auto ke = pool.take(4000, &e); /* bigger than the free slot: it grows in place */
+  CHECK(pool.slots() == 3);
+  e[3999] = 7;
+  CHECK(e[3999] == 7);
+}
+
+TEST_CASE("Chunks from the pool go round while a reader releases them in another thread",
+          "[chunkpool]") {
+  ChunkPool pool;
+  std::deque<std::shared_ptr<void>> in_flight;
+  std::mutex lock;
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> bad{0};
+  std::deque<std::pair<std::shared_ptr<void>, uint8_t *>> q;
+  std::thread reader([&] {
+    while (!done || !q.empty()) {
+      std::pair<std::shared_ptr<void>, uint8_t *> item;
+      {
+        std::lock_guard<std::mutex> lk(lock);
+        if (q.empty())
+          continue;
+        item = std::move(q.front());
+        q.pop_front();
+      }
+      const uint8_t v = item.second[0];
+      for (int i = 1; i < 256; i++)
+        if (item.second[i] != v)
+          bad++;
+    }
+  });
+  for (int n = 0; n < 20000; n++) {
+    uint8_t *data = nullptr;
+    auto keep = pool.take(256, &data);
+    std::fill(data, data + 256, static_cast<uint8_t>(n));
+    std::lock_guard<std::mutex> lk(lock);
+    q.emplace_back(std::move(keep), data);
+  }
+  done = true;
+  reader.join();
+  CHECK(bad == 0);
+  CHECK(pool.slots() < 20000);
 }
