@@ -32,6 +32,7 @@ struct TalkerStats {
   gboolean active = FALSE;
   guint64 opus_decoded = 0; /* Opus input: packets decoded */
   guint64 opus_skipped = 0; /* ... and not decoded, as nobody could hear them */
+  guint64 unheard = 0;      /* raw buffers whose samples were not kept: nobody could hear them */
 };
 
 class TalkerConverter {
@@ -53,6 +54,7 @@ public:
     Chunk chunk;
     double pts = NAN; /* running time of the first frame, in output frames */
     bool discont = false;
+    bool unheard = false; /* the samples were replaced by silence (nobody could hear them) */
   };
   /* Takes ownership of `buf`. `segment` is the input pad's segment. Returns false when the
    * buffer could not be read or converted (it is dropped). */

@@ -87,7 +87,9 @@ struct GstCostreamMixerPadPrivate {
   bool opus_skipped = false; /* packets were skipped: reset the decoder before the next one */
   GstSegment segment;
   guint64 converter_generation = 0;
-  costream::ChunkPool pool; /* see to_pool() */
+  costream::ChunkPool pool;                    /* see to_pool() */
+  costream::LevelMeter shadow_meter;           /* the output's meter over this talker's buffers */
+  std::shared_ptr<std::vector<uint8_t>> zeros; /* silence for unheard buffers, never written */
 
   /* Element data lock: */
   TalkerQueue queue;
@@ -283,6 +285,7 @@ static void gst_costream_mixer_pad_init(GstCostreamMixerPad *pad) {
   ip->priv = new GstCostreamMixerPadPrivate();
   gst_segment_init(&ip->priv->segment, GST_FORMAT_TIME);
   ip->priv->meter.configure();
+  ip->priv->shadow_meter.configure();
 }
 
 void gst_costream_mixer_pad_set_active(GstCostreamMixerPad *pad, gboolean active) {
@@ -428,7 +431,6 @@ static GstCostreamMixerPrivate *mixer_priv(GstCostreamMixer *self) {
 using Lock = std::unique_lock<std::mutex>;
 
 static void gst_costream_mixer_loop(gpointer user_data);
-
 
 namespace {
 
@@ -613,8 +615,20 @@ void to_pool(GstCostreamMixerPadPrivate *pp, costream::Chunk &chunk, const GstAu
   std::shared_ptr<void> keep = pp->pool.take(bytes, &data);
   memcpy(data, chunk.data, bytes);
   chunk.data = data;
-  chunk.tag = keep.get(); /* all of the chunk: it may be read in place */
+  chunk.tag = keep.get();            /* all of the chunk: it may be read in place */
   chunk.keepalive = std::move(keep); /* the buffer's last reference goes here */
+}
+
+/* Streaming thread of `pad`: a chunk nobody can hear keeps its power but not its samples: it
+ * points to shared silence, and its buffer goes now (see GstCostreamMixerClass::samples_unheard).
+ */
+void to_silence(GstCostreamMixerPadPrivate *pp, costream::Chunk &chunk, const GstAudioInfo &out) {
+  const size_t bytes = static_cast<size_t>(chunk.frames) * GST_AUDIO_INFO_BPF(&out);
+  if (!pp->zeros || pp->zeros->size() < bytes) /* a new one: chunks may still use the old */
+    pp->zeros = std::make_shared<std::vector<uint8_t>>(std::max<size_t>(bytes, 4096), 0);
+  chunk.data = pp->zeros->data();
+  chunk.tag = pp->zeros.get(); /* all of the chunk: it may be read in place */
+  chunk.keepalive = pp->zeros;
 }
 
 /* Streaming thread of `pad`: queues converted audio. */
@@ -628,6 +642,7 @@ GstFlowReturn queue_converted(GstCostreamMixer *self, GstCostreamMixerPad *pad, 
   if (count) {
     pp->stats.buffers++;
     pp->stats.bytes += bytes;
+    pp->stats.unheard += c.unheard;
   }
   if (pp->flushing)
     return GST_FLOW_FLUSHING;
@@ -774,7 +789,14 @@ static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *paren
     return GST_FLOW_OK;
   }
   set_chunk_power(c.chunk, out, meta_level);
-  if (!KLASS(self)->forwards_inputs)
+  if (KLASS(self)->samples_unheard && !pp->opus && c.chunk.power >= 0.f && c.chunk.data) {
+    const double ms = 1000.0 * c.chunk.frames / GST_AUDIO_INFO_RATE(&out);
+    const double level = pp->shadow_meter.update(c.chunk.power, ms);
+    c.unheard = KLASS(self)->samples_unheard(self, mpad, level, ms);
+  }
+  if (c.unheard)
+    to_silence(pp, c.chunk, out);
+  else if (!KLASS(self)->forwards_inputs)
     to_pool(pp, c.chunk, out);
   return queue_converted(self, mpad, generation, c, bytes, true);
 }
@@ -914,6 +936,7 @@ static gboolean gst_costream_mixer_sink_event(GstPad *pad, GstObject *parent, Gs
       wake_output(self, nullptr);
     }
     pp->converter.reset();
+    pp->shadow_meter.reset();
     if (pp->opus)
       pp->opus->reset();
     gst_event_unref(event);
@@ -1047,7 +1070,6 @@ GstClockTime own_latency(GstCostreamMixer *self) {
   return l;
 }
 
-/* Output thread: refreshes live-ness and the upstream latency the deadlines use. */
 /* For a LATENCY query on a src pad (no lock held): the pipeline asks each of the P src pads in
  * turn, and each answer needs all P talkers' upstreams, P^2 queries (half the start-up of a
  * 256-participant room). The first answer of a round is reused by the next src pads until the
@@ -1079,6 +1101,7 @@ void upstream_latency_for_query(GstCostreamMixer *self, gboolean *live, GstClock
   }
 }
 
+/* Output thread: refreshes live-ness and the upstream latency the deadlines use. */
 void update_latency(GstCostreamMixer *self) {
   auto *priv = mixer_priv(self);
   gboolean live;
@@ -1384,8 +1407,9 @@ static void gst_costream_mixer_loop(gpointer user_data) {
   const double block_ms = 1000.0 * n / rate;
 
   /* Read the block from every talker (data lock held: the queues are shared with the talkers'
-   * threads). Zero-copy blocks keep their buffer by reference. What the queues pass is released
-   * after the lock (unmap, unref, free), not while every talker waits for it. */
+   * threads). A block that is exactly one queued chunk is read where it lies. What the queues
+   * pass is freed by the talker's own thread (defer_consumed), or after the lock, not while every
+   * talker waits for it. */
   const PadsHold empty_hold;
   const PadsHold &hold = priv->pads_hold ? *priv->pads_hold : empty_hold;
   block.pads_hold = priv->pads_hold;
@@ -1401,11 +1425,10 @@ static void gst_costream_mixer_loop(gpointer user_data) {
     pp->queue.release_into(&pp->consumed);
     const costream::Chunk *exact = pp->queue.take_exact(out_index, n, &rr);
     if (exact) { /* a whole chunk (see TalkerConverter::wrap() and to_pool()) */
-      /* The chunk keeps the buffer mapped: hold that, not a second mapping. */
-      if (KLASS(self)->forwards_inputs)
+      if (KLASS(self)->forwards_inputs) /* then chunks are the talkers' buffers, mapped */
         v.exact = gst_buffer_ref(TalkerConverter::chunk_buffer(*exact));
       v.data = exact->data; /* stays in the queue until the next block (see block_in_flight) */
-    } else if (!exact) {
+    } else {
       pp->scratch.resize(block.bytes);
       rr = pp->queue.read(out_index, n, pp->scratch.data());
       v.data = pp->scratch.data();
@@ -1827,6 +1850,7 @@ static GstStateChangeReturn gst_costream_mixer_change_state(GstElement *element,
         pp->queue.reset();
         pp->ever_had_data = pp->stalled = false;
         pp->missing_frames = 0;
+        pp->shadow_meter.reset(); /* (no talker streams in READY) */
       }
     }
     if (KLASS(self)->reset)
@@ -1899,13 +1923,14 @@ GstStructure *gst_costream_mixer_pad_stats(GstCostreamMixerPad *p) {
   const double volume = pp->volume;
   const gboolean mute = pp->mute;
   GST_OBJECT_UNLOCK(p);
-  return gst_structure_new(
-      "talker", "pad", G_TYPE_STRING, GST_PAD_NAME(p), "bytes", G_TYPE_UINT64, st.bytes, "buffers",
-      G_TYPE_UINT64, st.buffers, "dropped", G_TYPE_UINT64, st.dropped, "late", G_TYPE_UINT64,
-      st.late, "late-frames", G_TYPE_UINT64, st.late_frames, "timeouts", G_TYPE_UINT64, st.timeouts,
-      "level", G_TYPE_DOUBLE, st.level, "active", G_TYPE_BOOLEAN, st.active, "opus-decoded",
-      G_TYPE_UINT64, st.opus_decoded, "opus-skipped", G_TYPE_UINT64, st.opus_skipped, "volume",
-      G_TYPE_DOUBLE, volume, "mute", G_TYPE_BOOLEAN, mute, nullptr);
+  return gst_structure_new("talker", "pad", G_TYPE_STRING, GST_PAD_NAME(p), "bytes", G_TYPE_UINT64,
+                           st.bytes, "buffers", G_TYPE_UINT64, st.buffers, "dropped", G_TYPE_UINT64,
+                           st.dropped, "late", G_TYPE_UINT64, st.late, "late-frames", G_TYPE_UINT64,
+                           st.late_frames, "timeouts", G_TYPE_UINT64, st.timeouts, "level",
+                           G_TYPE_DOUBLE, st.level, "active", G_TYPE_BOOLEAN, st.active,
+                           "opus-decoded", G_TYPE_UINT64, st.opus_decoded, "opus-skipped",
+                           G_TYPE_UINT64, st.opus_skipped, "unheard", G_TYPE_UINT64, st.unheard,
+                           "volume", G_TYPE_DOUBLE, volume, "mute", G_TYPE_BOOLEAN, mute, nullptr);
 }
 
 guint gst_costream_mixer_pads_stats(GstCostreamMixer *self, GValue *array, guint *active) {

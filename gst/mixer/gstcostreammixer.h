@@ -88,13 +88,19 @@ struct _GstCostreamMixerClass {
    * the packet need not be decoded because the talker cannot be heard (it is queued as silence,
    * its level still counts). NULL: always decode. */
   gboolean (*skip_decode)(GstCostreamMixer *self, GstCostreamMixerPad *pad, double level_dbov);
+  /* A talker's streaming thread, raw input: `level_dbov` is the talker's smoothed level after
+   * this buffer (the output's meter, run over the talker's own buffers as they arrive), `ms` the
+   * buffer's duration. TRUE when nobody can hear the buffer whenever it is mixed: its samples are
+   * not kept (silence is queued; its level still counts). NULL: always keep them. */
+  gboolean (*samples_unheard)(GstCostreamMixer *self, GstCostreamMixerPad *pad, double level_dbov,
+                              double ms);
 
   /* TRUE when `output` may forward a talker's own buffer (GstCostreamMixerInput::exact is set
    * for blocks that are exactly one); FALSE leaves it NULL (one reference less per talker and
    * block). */
   gboolean forwards_inputs;
 
-  gpointer _reserved[6];
+  gpointer _reserved[5];
 };
 
 /* ---- for subclasses ------------------------------------------------------------------------ */

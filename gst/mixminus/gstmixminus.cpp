@@ -70,6 +70,7 @@
 #include <gst/audio/audio.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -140,6 +141,12 @@ struct _GstMixMinusPad {
   /* GST_OBJECT_LOCK (pad): */
   gint slot;
   gboolean speaking;
+  /* The participant's streaming thread only: how long its level has been under the
+   * speech threshold less kUnheardMarginDb (see gst_mix_minus_samples_unheard), and its copy of
+   * the element's slot configuration. */
+  double quiet_ms;
+  guint config_generation;
+  SlotConfig config;
   /* Output thread only: */
   guint64 caps_generation; /* of the caps last sent on srcpad (0: none, needs stream-start) */
   FeedMode mode;
@@ -189,6 +196,8 @@ static void gst_mix_minus_pad_init(GstMixMinusPad *pad) {
   pad->srcpad = nullptr;
   pad->slot = -1;
   pad->speaking = FALSE;
+  pad->quiet_ms = 0.0;
+  pad->config_generation = 0;
   pad->caps_generation = 0;
   pad->mode = FeedMode::Raw;
   pad->own = nullptr;
@@ -222,6 +231,9 @@ enum {
 struct GstMixMinusPrivate {
   /* GST_OBJECT_LOCK (element): properties and counters */
   SlotConfig config;
+  /* Bumped (with the lock held) whenever `config` changes: the participants' threads keep a copy
+   * and take the element lock only when it moved (see gst_mix_minus_samples_unheard). */
+  std::atomic<guint> config_generation{1};
   OpusSettings opus;
   guint frame_ms = DEFAULT_FRAME_DURATION;
   guint64 blocks_out = 0;
@@ -822,6 +834,40 @@ static gboolean gst_mix_minus_skip_decode(GstCostreamMixer *mixer, GstCostreamMi
   return !everyone && slot < 0 && level_dbov < threshold;
 }
 
+/* A participant's raw samples are kept only while someone could hear them. Nobody can once the
+ * participant holds no slot and its level has stayed under the speech threshold (less this
+ * margin, for the difference between the meter run over its buffers here and over the output's
+ * blocks) longer than the slot timeout (plus this guard): a slot is taken only while speaking and
+ * given up after slot-timeout of silence, so no slot can be held by the time those samples are
+ * mixed, however far ahead of the output they arrive. Its level still counts: it may still take a
+ * slot as soon as it speaks. */
+constexpr double kUnheardMarginDb = 6.0;
+constexpr double kUnheardGuardMs = 100.0;
+
+static gboolean gst_mix_minus_samples_unheard(GstCostreamMixer *mixer, GstCostreamMixerPad *pad,
+                                              double level_dbov, double ms) {
+  auto *self = GST_MIX_MINUS(mixer);
+  auto *mpad = GST_MIX_MINUS_PAD(pad);
+  if (mpad->config_generation != self->priv->config_generation.load(std::memory_order_acquire)) {
+    GST_OBJECT_LOCK(self); /* (one lock for every participant's every buffer: only on a change) */
+    mpad->config = self->priv->config;
+    mpad->config_generation = self->priv->config_generation;
+    GST_OBJECT_UNLOCK(self);
+  }
+  const SlotConfig &config = mpad->config;
+  if (level_dbov >= config.speech_threshold - kUnheardMarginDb) {
+    mpad->quiet_ms = 0.0;
+    return FALSE;
+  }
+  mpad->quiet_ms += ms;
+  if (config.max_speakers == 0 || mpad->quiet_ms < config.slot_timeout_ms + kUnheardGuardMs)
+    return FALSE;
+  GST_OBJECT_LOCK(pad);
+  const gint slot = mpad->slot;
+  GST_OBJECT_UNLOCK(pad);
+  return slot < 0;
+}
+
 static void gst_mix_minus_reset(GstCostreamMixer *mixer) {
   auto *self = GST_MIX_MINUS(mixer);
   std::vector<SlotEvent> events;
@@ -837,6 +883,7 @@ static void gst_mix_minus_reset(GstCostreamMixer *mixer) {
   for (auto *p : pads) {
     auto *mpad = GST_MIX_MINUS_PAD(p);
     mpad->caps_generation = 0;
+    mpad->quiet_ms = 0.0; /* (no participant streams in READY) */
     delete mpad->own;
     mpad->own = nullptr;
     GST_OBJECT_LOCK(mpad);
@@ -872,6 +919,7 @@ static void gst_mix_minus_set_property(GObject *object, guint prop_id, const GVa
   auto *self = GST_MIX_MINUS(object);
   auto &c = self->priv->config;
   GST_OBJECT_LOCK(self);
+  self->priv->config_generation++;
   switch (prop_id) {
   case PROP_MAX_SPEAKERS:
     c.max_speakers = g_value_get_uint(value);
@@ -991,6 +1039,7 @@ static void gst_mix_minus_class_init(GstMixMinusClass *klass) {
   mixer_class->pad_removed = GST_DEBUG_FUNCPTR(gst_mix_minus_pad_removed);
   mixer_class->reset = GST_DEBUG_FUNCPTR(gst_mix_minus_reset);
   mixer_class->skip_decode = GST_DEBUG_FUNCPTR(gst_mix_minus_skip_decode);
+  mixer_class->samples_unheard = GST_DEBUG_FUNCPTR(gst_mix_minus_samples_unheard);
 
   const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
                                            G_PARAM_STATIC_STRINGS);

@@ -941,6 +941,64 @@ TEST_CASE("Opus input with RFC 6464 levels: only what can be heard is decoded",
   CHECK(pad_slot(room.sinkpads[2]) == -1);
 }
 
+TEST_CASE("Samples nobody can hear are not kept, and a participant is heard exactly once it "
+          "speaks",
+          "[mixminus]") {
+  Room room(4, "max-speakers=3");
+  const size_t frames = 5 * kRate, quiet = 3 * kRate;
+  std::vector<std::vector<int16_t>> in = {tone_s16(300, 0.3, frames), tone_s16(500, 0.2, frames),
+                                          tone_s16(700, 0.001, frames), /* -63 dBov... */
+                                          std::vector<int16_t>(frames, 0)};
+  auto loud = tone_s16(700, 0.25, frames);
+  std::copy(loud.begin() + quiet, loud.end(), in[2].begin() + quiet); /* ... then loud at 3 s */
+  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (int i = 0; i < 4; i++)
+    room.push(i, in[i]);
+  std::vector<Collected> out(4);
+  for (int i = 0; i < 4; i++)
+    pull_all(room.sinks[i], out[i]);
+  CHECK(wait_eos_or_error(room.pipeline).empty());
+
+  /* participants 2 (quiet for 3 s) and 3 (silent) were not kept once they had been under the
+   * threshold for the slot timeout; the two talkers always were */
+  GstStructure *stats = nullptr;
+  g_object_get(room.mm, "stats", &stats, nullptr);
+  const GValue *pads = gst_structure_get_value(stats, "pads");
+  REQUIRE(gst_value_array_get_size(pads) == 4);
+  guint64 unheard[4];
+  for (guint i = 0; i < 4; i++) {
+    const GstStructure *ps = gst_value_get_structure(gst_value_array_get_value(pads, i));
+    unheard[i] = 9999;
+    gst_structure_get_uint64(ps, "unheard", &unheard[i]);
+  }
+  gst_structure_free(stats);
+  CHECK(unheard[0] == 0);
+  CHECK(unheard[1] == 0);
+  CHECK(unheard[2] >= 100); /* 10 ms buffers from about 1.6 s to 3 s */
+  CHECK(unheard[2] <= 150);
+  CHECK(unheard[3] >= 300);
+
+  /* participant 2 takes the free slot when it speaks; from then on participant 0 hears exactly
+   * 1 + 2, sample for sample */
+  const SlotMsg *pin = nullptr;
+  const auto msgs = room.log.get();
+  for (const auto &m : msgs)
+    if (m.pin && m.pad == "sink_2")
+      pin = &m;
+  REQUIRE(pin != nullptr);
+  CHECK(pin->running_time >= 3 * GST_SECOND);
+  CHECK(pin->running_time <= 3 * GST_SECOND + 20 * GST_MSECOND);
+  const auto o = out[0].s16();
+  REQUIRE(o.size() >= frames);
+  const size_t from = gst_util_uint64_scale(pin->running_time, kRate, GST_SECOND);
+  size_t wrong = 0;
+  for (size_t f = from; f < frames; f++)
+    wrong += o[f] != in[1][f] + in[2][f];
+  CHECK(wrong == 0);
+  auto x = out[0].channel(0, 1);
+  CHECK(testsig::amplitude_at(&x[4 * kRate], 9600, 700, kRate) == Approx(0.25).margin(0.002));
+}
+
 TEST_CASE("A live participant is heard while another's source has sent nothing yet",
           "[mixminus][live]") {
   /* sink_1's branch is linked but its source is not there yet (like rtpbin before a peer's
