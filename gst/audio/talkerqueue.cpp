@@ -308,33 +308,26 @@ void TalkerQueue::begin_read(int64_t out, uint32_t n) {
   delta_ = std::clamp(d, -kMaxRateOffset, kMaxRateOffset);
 }
 
-uint32_t TalkerQueue::frames_present(int64_t from, int64_t to) const {
+TalkerQueue::Coverage TalkerQueue::coverage(int64_t from, int64_t to) const {
+  Coverage c;
   int64_t total = 0;
-  for (const auto &s : chunks_) {
-    if (s.end() <= from)
-      continue;
-    if (s.start >= to)
-      break;
-    total += std::min(to, s.end()) - std::max(from, s.start);
-  }
-  return static_cast<uint32_t>(std::max<int64_t>(0, total));
-}
-
-double TalkerQueue::power_over(int64_t from, int64_t to) const {
-  if (to <= from)
-    return -1.0;
   double sum = 0.0;
+  bool power_known = to > from;
   for (const auto &s : chunks_) {
     if (s.end() <= from)
       continue;
     if (s.start >= to)
       break;
     const int64_t a = std::max(from, s.start), b = std::min(to, s.end());
+    total += b - a;
     if (s.chunk.power < 0.f || (!s.chunk.power_whole && (a != s.start || b != s.end())))
-      return -1.0;
-    sum += static_cast<double>(s.chunk.power) * static_cast<double>(b - a);
+      power_known = false;
+    else
+      sum += static_cast<double>(s.chunk.power) * static_cast<double>(b - a);
   }
-  return sum / static_cast<double>(to - from);
+  c.frames = static_cast<uint32_t>(std::max<int64_t>(0, total));
+  c.power = power_known ? sum / static_cast<double>(to - from) : -1.0;
+  return c;
 }
 
 void TalkerQueue::drop_consumed(int64_t before) {
@@ -410,19 +403,20 @@ TalkerQueue::ReadResult TalkerQueue::read(int64_t out, uint32_t n, void *dst_v) 
   if (reader_started_ && consumed_ != INT64_MIN) {
     const int64_t skip_to = static_cast<int64_t>(std::floor(x0));
     if (skip_to > consumed_)
-      res.late_frames += frames_present(consumed_, skip_to);
+      res.late_frames += coverage(consumed_, skip_to).frames;
   } else if (!chunks_.empty()) {
     const int64_t skip_to = static_cast<int64_t>(std::floor(x0));
     if (chunks_.front().start < skip_to)
-      res.late_frames += frames_present(chunks_.front().start, skip_to);
+      res.late_frames += coverage(chunks_.front().start, skip_to).frames;
   }
 
   const bool integer_pos = delta_ == 0.0 && x0 == std::floor(x0);
   if (integer_pos) {
     const auto start = static_cast<int64_t>(x0);
     copy_frames(start, n, dst);
-    res.frames_with_data = frames_present(start, start + n);
-    res.power = power_over(start, start + n);
+    const Coverage c = coverage(start, start + n);
+    res.frames_with_data = c.frames;
+    res.power = c.power;
   } else {
     constexpr int H = kHalfTaps;
     const unsigned ch = config_.layout.channels;
@@ -452,8 +446,9 @@ TalkerQueue::ReadResult TalkerQueue::read(int64_t out, uint32_t n, void *dst_v) 
     /* In output frames: the share of the input span that was there. */
     const auto a = static_cast<int64_t>(std::floor(x0));
     const auto b = static_cast<int64_t>(std::floor(last)) + 1;
-    const uint32_t present = frames_present(a, b);
-    res.power = power_over(a, b);
+    const Coverage c = coverage(a, b);
+    const uint32_t present = c.frames;
+    res.power = c.power;
     const auto span_frames = static_cast<uint32_t>(b - a);
     res.frames_with_data =
         present >= span_frames

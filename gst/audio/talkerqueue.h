@@ -126,8 +126,13 @@ private:
   void copy_frames(int64_t from, uint32_t count, uint8_t *dst) const;
   void gather_float(int64_t from, size_t count, float *dst) const;
   void drop_consumed(int64_t before);
-  uint32_t frames_present(int64_t from, int64_t to) const;
-  double power_over(int64_t from, int64_t to) const;
+  /* Frames with data in [from, to), and their mean power there from the chunks' powers (frames
+   * without data count as silence; < 0 when a chunk in the range has no power that applies). */
+  struct Coverage {
+    uint32_t frames = 0;
+    double power = -1.0;
+  };
+  Coverage coverage(int64_t from, int64_t to) const;
 
   Config config_;
   std::deque<Stored> chunks_;

@@ -134,6 +134,28 @@ struct Room {
     }
     gst_app_src_end_of_stream(GST_APP_SRC(srcs[who]));
   }
+  /* Plays the room with participant i sending in[i], collects every return feed into `out`
+   * (one per participant) and waits for the end. */
+  void play(const std::vector<std::vector<int16_t>> &in, std::vector<Collected> &out) {
+    REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    for (size_t i = 0; i < in.size(); i++)
+      push(static_cast<int>(i), in[i]);
+    for (size_t i = 0; i < out.size(); i++)
+      pull_all(sinks[i], out[i]);
+    CHECK(wait_eos_or_error(pipeline).empty());
+  }
+  /* 20 ms buffers carrying a GstAudioLevelMeta of level(first frame) (-dBov, as RTP sends it). */
+  template <typename Level>
+  void push_leveled(int who, const std::vector<int16_t> &data, Level level) {
+    for (size_t f = 0; f + 960 <= data.size(); f += 960) {
+      std::vector<int16_t> chunk(data.begin() + f, data.begin() + f + 960);
+      GstBuffer *b =
+          s16_buffer(chunk, gst_util_uint64_scale(f, GST_SECOND, kRate), 20 * GST_MSECOND);
+      gst_buffer_add_audio_level_meta(b, level(f), FALSE);
+      REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(srcs[who]), b) == GST_FLOW_OK);
+    }
+    gst_app_src_end_of_stream(GST_APP_SRC(srcs[who]));
+  }
   ~Room() {
     gst_element_set_state(pipeline, GST_STATE_NULL);
     for (auto *p : sinkpads)
@@ -141,6 +163,22 @@ struct Room {
     gst_object_unref(pipeline);
   }
 };
+
+/* One counter of every participant's entry in the element's `stats`, in pad order. */
+std::vector<guint64> pads_stat(GstElement *mm, const char *field) {
+  GstStructure *stats = nullptr;
+  g_object_get(mm, "stats", &stats, nullptr);
+  const GValue *pads = gst_structure_get_value(stats, "pads");
+  std::vector<guint64> values;
+  for (guint i = 0; i < gst_value_array_get_size(pads); i++) {
+    const GstStructure *ps = gst_value_get_structure(gst_value_array_get_value(pads, i));
+    guint64 v = G_MAXUINT64;
+    gst_structure_get_uint64(ps, field, &v);
+    values.push_back(v);
+  }
+  gst_structure_free(stats);
+  return values;
+}
 
 int pad_slot(GstPad *pad) {
   gint slot = -2;
@@ -198,14 +236,8 @@ TEST_CASE("Five participants, three slots: everyone hears exactly the holders bu
   std::vector<std::vector<int16_t>> in;
   for (int i = 0; i < 5; i++)
     in.push_back(tone_s16(freq[i], amp[i], frames));
-  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  for (int i = 0; i < 5; i++)
-    room.push(i, in[i]);
-
   std::vector<Collected> out(5);
-  for (int i = 0; i < 5; i++)
-    pull_all(room.sinks[i], out[i]);
-  CHECK(wait_eos_or_error(room.pipeline).empty());
+  room.play(in, out);
 
   /* The three loudest hold slots 0, 1, 2; the two others none. */
   CHECK(pad_slot(room.sinkpads[0]) == 0);
@@ -331,14 +363,7 @@ TEST_CASE("A level from GstAudioLevelMeta is used instead of the samples'", "[mi
   room.push(0, loud);
   room.push(1, tone_s16(500, 0.3, frames));
   /* participant 2 sends loud samples but its RTP level extension says silence (-127 dBov) */
-  auto data = tone_s16(700, 0.3, frames);
-  for (size_t f = 0; f < frames; f += 960) {
-    std::vector<int16_t> chunk(data.begin() + f, data.begin() + f + 960);
-    GstBuffer *b = s16_buffer(chunk, gst_util_uint64_scale(f, GST_SECOND, kRate), 20 * GST_MSECOND);
-    gst_buffer_add_audio_level_meta(b, 127, FALSE);
-    REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(room.srcs[2]), b) == GST_FLOW_OK);
-  }
-  gst_app_src_end_of_stream(GST_APP_SRC(room.srcs[2]));
+  room.push_leveled(2, tone_s16(700, 0.3, frames), [](size_t) { return 127; });
   std::vector<Collected> out(3);
   for (int i = 0; i < 3; i++)
     pull_all(room.sinks[i], out[i]);
@@ -363,14 +388,8 @@ TEST_CASE("Levels from GstAudioLevelMeta follow each packet while talkers queue 
   room.push(1, tone_s16(500, 0.3, frames));
   /* participant 2: the same loud samples throughout; its RTP level extension says silence for
    * the first second and -20 dBov after it */
-  auto data = tone_s16(700, 0.3, frames);
-  for (size_t f = 0; f < frames; f += 960) {
-    std::vector<int16_t> chunk(data.begin() + f, data.begin() + f + 960);
-    GstBuffer *b = s16_buffer(chunk, gst_util_uint64_scale(f, GST_SECOND, kRate), 20 * GST_MSECOND);
-    gst_buffer_add_audio_level_meta(b, f < static_cast<size_t>(kRate) ? 127 : 20, FALSE);
-    REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(room.srcs[2]), b) == GST_FLOW_OK);
-  }
-  gst_app_src_end_of_stream(GST_APP_SRC(room.srcs[2]));
+  room.push_leveled(2, tone_s16(700, 0.3, frames),
+                    [](size_t f) { return f < static_cast<size_t>(kRate) ? 127 : 20; });
   std::vector<Collected> out(3);
   for (int i = 0; i < 3; i++)
     pull_all(room.sinks[i], out[i]);
@@ -919,20 +938,15 @@ TEST_CASE("Opus input with RFC 6464 levels: only what can be heard is decoded",
     pull_all(room.sinks[i], out[i]);
   CHECK(wait_eos_or_error(room.pipeline).empty());
 
-  GstStructure *stats = nullptr;
-  g_object_get(room.mm, "stats", &stats, nullptr);
-  const GValue *pads = gst_structure_get_value(stats, "pads");
-  REQUIRE(gst_value_array_get_size(pads) == 4);
-  for (guint i = 0; i < 4; i++) {
-    const GstStructure *ps = gst_value_get_structure(gst_value_array_get_value(pads, i));
-    guint64 decoded = 99, skipped = 99;
-    gst_structure_get_uint64(ps, "opus-decoded", &decoded);
-    gst_structure_get_uint64(ps, "opus-skipped", &skipped);
-    INFO("pad " << gst_structure_get_string(ps, "pad"));
-    CHECK(decoded == (i < 2 ? packets : 0));
-    CHECK(skipped == (i < 2 ? 0 : packets));
+  const auto decoded = pads_stat(room.mm, "opus-decoded");
+  const auto skipped = pads_stat(room.mm, "opus-skipped");
+  REQUIRE(decoded.size() == 4);
+  REQUIRE(skipped.size() == 4);
+  for (size_t i = 0; i < 4; i++) {
+    INFO("pad sink_" << i);
+    CHECK(decoded[i] == (i < 2 ? packets : 0));
+    CHECK(skipped[i] == (i < 2 ? 0 : packets));
   }
-  gst_structure_free(stats);
   /* and what is heard is right: participant 2 hears 0 and 1 */
   auto x = out[2].channel(0, 1);
   REQUIRE(x.size() >= 38400);
@@ -951,27 +965,13 @@ TEST_CASE("Samples nobody can hear are not kept, and a participant is heard exac
                                           std::vector<int16_t>(frames, 0)};
   auto loud = tone_s16(700, 0.25, frames);
   std::copy(loud.begin() + quiet, loud.end(), in[2].begin() + quiet); /* ... then loud at 3 s */
-  REQUIRE(gst_element_set_state(room.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  for (int i = 0; i < 4; i++)
-    room.push(i, in[i]);
   std::vector<Collected> out(4);
-  for (int i = 0; i < 4; i++)
-    pull_all(room.sinks[i], out[i]);
-  CHECK(wait_eos_or_error(room.pipeline).empty());
+  room.play(in, out);
 
   /* participants 2 (quiet for 3 s) and 3 (silent) were not kept once they had been under the
    * threshold for the slot timeout; the two talkers always were */
-  GstStructure *stats = nullptr;
-  g_object_get(room.mm, "stats", &stats, nullptr);
-  const GValue *pads = gst_structure_get_value(stats, "pads");
-  REQUIRE(gst_value_array_get_size(pads) == 4);
-  guint64 unheard[4];
-  for (guint i = 0; i < 4; i++) {
-    const GstStructure *ps = gst_value_get_structure(gst_value_array_get_value(pads, i));
-    unheard[i] = 9999;
-    gst_structure_get_uint64(ps, "unheard", &unheard[i]);
-  }
-  gst_structure_free(stats);
+  const auto unheard = pads_stat(room.mm, "unheard");
+  REQUIRE(unheard.size() == 4);
   CHECK(unheard[0] == 0);
   CHECK(unheard[1] == 0);
   CHECK(unheard[2] >= 100); /* 10 ms buffers from about 1.6 s to 3 s */
