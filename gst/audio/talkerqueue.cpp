@@ -234,11 +234,14 @@ TalkerQueue::PushResult TalkerQueue::push(Chunk chunk, double pts, bool discont)
   const size_t bpf = config_.layout.bytes_per_frame();
   chunk.data += static_cast<size_t>(trim) * bpf;
   chunk.frames -= static_cast<uint32_t>(trim);
-  if (trim > 0) {
-    chunk.tag = nullptr; /* no longer the whole original buffer */
+  /* A cut chunk is no longer the whole original buffer, nor has it that buffer's power. */
+  auto cut = [&chunk] {
+    chunk.tag = nullptr;
     if (!chunk.power_whole)
-      chunk.power = -1.f; /* nor its power */
-  }
+      chunk.power = -1.f;
+  };
+  if (trim > 0)
+    cut();
 
   /* Bound memory: drop what lies too far ahead of the reader. */
   if (reader_started_) {
@@ -251,9 +254,7 @@ TalkerQueue::PushResult TalkerQueue::push(Chunk chunk, double pts, bool discont)
       const auto keep = static_cast<uint32_t>(limit - start);
       res.overflow_frames = chunk.frames - keep;
       chunk.frames = keep;
-      chunk.tag = nullptr;
-      if (!chunk.power_whole)
-        chunk.power = -1.f;
+      cut();
     }
   }
 

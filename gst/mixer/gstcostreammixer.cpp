@@ -462,8 +462,8 @@ int64_t frames_of(GstCostreamMixer *self, GstClockTime t) {
 }
 
 /* (data lock) How far a talker's data reaches beyond the output position. */
-int64_t frames_ahead(GstCostreamMixer *self, GstCostreamMixerPad *pad) {
-  return pad_priv(pad)->queue.write_end() - mixer_priv(self)->out_index;
+int64_t frames_ahead(GstCostreamMixer *self, GstCostreamMixerPadPrivate *pp) {
+  return pp->queue.write_end() - mixer_priv(self)->out_index;
 }
 
 /* (data lock) Every talker waiting for room looks again (flushing, new format, live). */
@@ -575,7 +575,7 @@ GstFlowReturn wait_for_room(GstCostreamMixer *self, GstCostreamMixerPad *pad, Gs
      * waiting, wait down to the low mark: the talker then queues a batch in one go. */
     const GstClockTime limit = pp->waiting_for_space ? AHEAD_LOW : AHEAD_HIGH;
     if (priv->out_valid &&
-        (priv->live || frames_ahead(self, pad) <= frames_of(self, limit) ||
+        (priv->live || frames_ahead(self, pp) <= frames_of(self, limit) ||
          !pp->queue.has_pending() || !pp->queue.covers(priv->out_index, priv->block_frames)))
       break;
     /* (The output does not wait for this talker: it already covers the output's block.) */
@@ -1485,8 +1485,7 @@ static void gst_costream_mixer_loop(gpointer user_data) {
       pp->snapshot.active = active;
     }
 
-    if (pp->waiting_for_space &&
-        pp->queue.write_end() - out_index - n <= frames_of(self, AHEAD_LOW))
+    if (pp->waiting_for_space && frames_ahead(self, pp) - n <= frames_of(self, AHEAD_LOW))
       priv->wake_talkers.push_back(pp); /* this one only: no herd waking to sleep again */
   }
   priv->out_index = out_index + n;

@@ -143,7 +143,7 @@ struct _GstMixMinusPad {
   gboolean speaking;
   /* The participant's streaming thread only: how long its level has been under the
    * speech threshold less kUnheardMarginDb (see gst_mix_minus_samples_unheard), and its copy of
-   * the element's slot configuration. */
+   * the element's slot configuration (see participant_config). */
   double quiet_ms;
   guint config_generation;
   SlotConfig config;
@@ -232,7 +232,7 @@ struct GstMixMinusPrivate {
   /* GST_OBJECT_LOCK (element): properties and counters */
   SlotConfig config;
   /* Bumped (with the lock held) whenever `config` changes: the participants' threads keep a copy
-   * and take the element lock only when it moved (see gst_mix_minus_samples_unheard). */
+   * and take the element lock only when it moved (see participant_config). */
   std::atomic<guint> config_generation{1};
   OpusSettings opus;
   guint frame_ms = DEFAULT_FRAME_DURATION;
@@ -821,17 +821,27 @@ static void gst_mix_minus_pad_removed(GstCostreamMixer *mixer, GstCostreamMixerP
 /* A talker's streaming thread: an Opus packet whose RFC 6464 level says the participant is not
  * speaking, from a participant without a slot, is not decoded (nobody could hear it). Slot
  * holders and speaking challengers are. */
+/* The participant's streaming thread: its copy of the element's slot configuration, refreshed
+ * under the element lock only when the configuration changed (one lock for every participant's
+ * every buffer otherwise). */
+static const SlotConfig &participant_config(GstMixMinus *self, GstMixMinusPad *mpad) {
+  if (mpad->config_generation != self->priv->config_generation.load(std::memory_order_acquire)) {
+    GST_OBJECT_LOCK(self);
+    mpad->config = self->priv->config;
+    mpad->config_generation = self->priv->config_generation;
+    GST_OBJECT_UNLOCK(self);
+  }
+  return mpad->config;
+}
+
 static gboolean gst_mix_minus_skip_decode(GstCostreamMixer *mixer, GstCostreamMixerPad *pad,
                                           double level_dbov) {
-  auto *self = GST_MIX_MINUS(mixer);
-  GST_OBJECT_LOCK(self);
-  const double threshold = self->priv->config.speech_threshold;
-  const bool everyone = self->priv->config.max_speakers == 0;
-  GST_OBJECT_UNLOCK(self);
+  auto *mpad = GST_MIX_MINUS_PAD(pad);
+  const SlotConfig &config = participant_config(GST_MIX_MINUS(mixer), mpad);
   GST_OBJECT_LOCK(pad);
-  const gint slot = GST_MIX_MINUS_PAD(pad)->slot;
+  const gint slot = mpad->slot;
   GST_OBJECT_UNLOCK(pad);
-  return !everyone && slot < 0 && level_dbov < threshold;
+  return config.max_speakers != 0 && slot < 0 && level_dbov < config.speech_threshold;
 }
 
 /* A participant's raw samples are kept only while someone could hear them. Nobody can once the
@@ -846,15 +856,8 @@ constexpr double kUnheardGuardMs = 100.0;
 
 static gboolean gst_mix_minus_samples_unheard(GstCostreamMixer *mixer, GstCostreamMixerPad *pad,
                                               double level_dbov, double ms) {
-  auto *self = GST_MIX_MINUS(mixer);
   auto *mpad = GST_MIX_MINUS_PAD(pad);
-  if (mpad->config_generation != self->priv->config_generation.load(std::memory_order_acquire)) {
-    GST_OBJECT_LOCK(self); /* (one lock for every participant's every buffer: only on a change) */
-    mpad->config = self->priv->config;
-    mpad->config_generation = self->priv->config_generation;
-    GST_OBJECT_UNLOCK(self);
-  }
-  const SlotConfig &config = mpad->config;
+  const SlotConfig &config = participant_config(GST_MIX_MINUS(mixer), mpad);
   if (level_dbov >= config.speech_threshold - kUnheardMarginDb) {
     mpad->quiet_ms = 0.0;
     return FALSE;
