@@ -177,6 +177,7 @@ TalkerQueue::PushResult TalkerQueue::push(Chunk chunk, double pts, bool discont)
       pos = static_cast<int64_t>(std::floor(reader_position(next_out_)));
     else
       pos = 0;
+    first_start_ = pos;
     res.resynced = true;
   } else if (!have_pts || !std::isfinite(last_pts_)) {
     pos = write_end_;
@@ -226,6 +227,7 @@ TalkerQueue::PushResult TalkerQueue::push(Chunk chunk, double pts, bool discont)
     }
   }
   have_written_ = true;
+  const int64_t old_end = write_end_;
   write_end_ = std::max(write_end_, pos + static_cast<int64_t>(chunk.frames));
   if (trim >= chunk.frames)
     return res;
@@ -243,17 +245,21 @@ TalkerQueue::PushResult TalkerQueue::push(Chunk chunk, double pts, bool discont)
   if (trim > 0)
     cut();
 
-  /* Bound memory: drop what lies too far ahead of the reader. */
-  if (reader_started_) {
-    const int64_t limit = consumed_ + config_.max_ahead;
+  /* Bound memory: drop what lies too far ahead of the reader (before its first read, of the first
+   * frame queued). */
+  {
+    const int64_t limit = (reader_started_ ? consumed_ : first_start_) + config_.max_ahead;
+    /* (What is dropped does not count as written: the talker's data does not reach there.) */
     if (start >= limit) {
       res.overflow_frames = chunk.frames;
+      write_end_ = old_end;
       return res;
     }
     if (start + chunk.frames > limit) {
       const auto keep = static_cast<uint32_t>(limit - start);
       res.overflow_frames = chunk.frames - keep;
       chunk.frames = keep;
+      write_end_ = std::max(old_end, limit);
       cut();
     }
   }

@@ -54,7 +54,8 @@ public:
     bool drift_correction = false;
     /* Timestamp deviations up to this many frames are treated as jitter, larger ones as gaps. */
     int64_t align_threshold = 1920;
-    /* Data further than this many frames ahead of the reader is dropped (bounded memory). */
+    /* Data further than this many frames ahead of the reader (before its first read: of the
+     * first frame queued) is dropped (bounded memory). */
     int64_t max_ahead = 48000 * 10;
   };
 
@@ -139,6 +140,7 @@ private:
   std::vector<std::shared_ptr<void>> *released_ = nullptr;
 
   bool have_written_ = false;
+  int64_t first_start_ = 0; /* where the first chunk since the reset landed */
   int64_t write_end_ = 0;
   double last_pts_ = NAN;
   uint32_t last_frames_ = 0;

@@ -136,11 +136,16 @@ TEST_CASE("costream-room: every peer hears the others and never itself; pins are
     INFO("peer " << peer);
     const auto x = wav_samples(dir + "/peer-" + std::to_string(peer) + ".wav");
     REQUIRE(x.size() >= 5 * 48000);
-    /* 100 ms windows from 2 s to 4.5 s (the room is up by then): median amplitude per tone */
+    /* 100 ms windows from 2 s to 4.5 s (the room is up by then): median amplitude per tone,
+     * found within 2.5% of its frequency (on a loaded machine the hub's jitter buffers can shift
+     * a peer's timestamps by tens of ms; the hub then retimes that peer by resampling, up to 2%,
+     * for a few seconds); its own tone is looked for at its frequency (the strongest noise
+     * within a band would count as the tone) */
     for (int other = 0; other < 3; other++) {
       std::vector<double> amps;
       for (size_t s = 2 * 48000; s + 4800 <= 45 * 4800; s += 4800)
-        amps.push_back(testsig::amplitude_at(&x[s], 4800, freq[other], 48000));
+        amps.push_back(other == peer ? testsig::amplitude_at(&x[s], 4800, freq[other], 48000)
+                                     : testsig::amplitude_near(&x[s], 4800, freq[other], 48000));
       std::sort(amps.begin(), amps.end());
       const double median = amps[amps.size() / 2];
       INFO("tone of peer " << other << ": median " << median);
@@ -219,11 +224,11 @@ TEST_CASE("mixminus-hub-example: one peer sending is heard by the others at once
   const auto x = wav_samples(wav);
   INFO("participant 1's feed: " << x.size() / 48000.0 << " s");
   REQUIRE(x.size() >= 3 * 48000);
-  /* the median over 100 ms windows of the last 2 s (short windows: the hub's drift correction
-   * may still be pulling in the talker's start by a few hundred ppm) */
+  /* the median over 100 ms windows of the last 2 s, the tone found within 2.5% of 440 Hz (the
+   * hub's drift correction may still be pulling in the talker's start) */
   std::vector<double> amps;
   for (size_t s = x.size() - 2 * 48000; s + 4800 <= x.size(); s += 4800)
-    amps.push_back(testsig::amplitude_at(&x[s], 4800, 440, 48000));
+    amps.push_back(testsig::amplitude_near(&x[s], 4800, 440, 48000));
   std::sort(amps.begin(), amps.end());
   CHECK(amps[amps.size() / 2] == Approx(0.3).margin(0.03));
 }

@@ -352,10 +352,14 @@ TEST_CASE("costream-webrtc with headless Chromium: two tabs watch and talk back 
   /* in 100 ms windows: a stretch of both tones together (both tabs talking), then, in the last
    * 2 s (tab 2 gone), tab 1's alone; and never the producer's own 880 Hz (the back channel is
    * the viewers' voices only) */
-  auto amps = [&](double freq, size_t from, size_t to) {
+  /* A tone heard is looked for within 2.5% of its frequency (the mixer may be retiming the
+   * talker, see amplitude_near); an absent one at its frequency (the strongest noise within a
+   * band would count as the tone). */
+  auto amps = [&](double freq, size_t from, size_t to, bool heard = true) {
     std::vector<double> a;
     for (size_t s = from; s + 4800 <= to; s += 4800)
-      a.push_back(testsig::amplitude_at(&x[s], 4800, freq, 48000));
+      a.push_back(heard ? testsig::amplitude_near(&x[s], 4800, freq, 48000)
+                        : testsig::amplitude_at(&x[s], 4800, freq, 48000));
     return a;
   };
   auto median = [](std::vector<double> a) {
@@ -372,8 +376,8 @@ TEST_CASE("costream-webrtc with headless Chromium: two tabs watch and talk back 
   INFO("last 2 s: 440 Hz " << median(amps(440, tail, x.size())) << ", 660 Hz "
                            << median(amps(660, tail, x.size())));
   CHECK(median(amps(440, tail, x.size())) > 0.02);
-  CHECK(median(amps(660, tail, x.size())) < 0.005);
-  CHECK(median(amps(880, 0, x.size())) < 0.005);
+  CHECK(median(amps(660, tail, x.size(), false)) < 0.005);
+  CHECK(median(amps(880, 0, x.size(), false)) < 0.005);
 }
 
 TEST_CASE("costream-webrtc fed by an RTMP publish: a viewer who came first gets its stream",

@@ -145,6 +145,27 @@ TEST_CASE("Data that arrives after the reader passed is dropped and counted as l
   CHECK(rr.late_frames == 480);
 }
 
+TEST_CASE("Data too far ahead is dropped, also before the first read", "[talkerqueue]") {
+  auto cfg = mono48k();
+  cfg.max_ahead = 4800; /* 100 ms */
+  for (bool read_first : {false, true}) {
+    INFO((read_first ? "reader started" : "nothing read yet"));
+    TalkerQueue q;
+    q.configure(cfg);
+    q.push(make_chunk(ramp(0, 480)), 0.0, false);
+    if (read_first)
+      read_block(q, 0, 480); /* the reader is at 480 */
+    const int64_t base = read_first ? 480 : 0;
+    /* a chunk an hour ahead (with DISCONT, so it is placed where its timestamp says) */
+    auto far = q.push(make_chunk(ramp(0, 480)), 3600.0 * 48000, true);
+    CHECK(far.overflow_frames == 480);
+    /* one reaching past the limit keeps the part before it */
+    auto edge = q.push(make_chunk(ramp(0, 480)), static_cast<double>(base + 4800 - 100), true);
+    CHECK(edge.overflow_frames == 380);
+    CHECK(q.write_end() <= base + 4800);
+  }
+}
+
 TEST_CASE("An aligned whole chunk is handed out without copying", "[talkerqueue]") {
   TalkerQueue q;
   q.configure(mono48k(true));

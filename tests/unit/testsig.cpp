@@ -90,6 +90,11 @@ double estimate_frequency(const double *x, size_t n, double rate, double f_lo, d
   return (lo + hi) / 2;
 }
 
+double amplitude_near(const double *x, size_t n, double freq, double rate, double tolerance) {
+  const double f = estimate_frequency(x, n, rate, freq * (1 - tolerance), freq * (1 + tolerance));
+  return amplitude_at(x, n, f, rate);
+}
+
 double tone_snr_db(const double *x, size_t n, double freq, double rate) {
   const double f = estimate_frequency(x, n, rate, freq * 0.98, freq * 1.02);
   const Fit ft = fit(x, n, f, rate);

@@ -17,6 +17,11 @@ std::vector<double> tone(double freq, double rate, size_t n, double amplitude, d
 double amplitude_at(const double *x, size_t n, double freq, double rate);
 /* Best-fitting frequency within [f_lo, f_hi]. */
 double estimate_frequency(const double *x, size_t n, double rate, double f_lo, double f_hi);
+/* Amplitude of the strongest component within `freq` +-`tolerance` (relative): a tone that went
+ * through a live mixer, which may retime a talker by resampling (up to 2% while it absorbs a
+ * timing step), is still found. */
+double amplitude_near(const double *x, size_t n, double freq, double rate,
+                      double tolerance = 0.025);
 /* SNR in dB of the best single-sinusoid fit near `freq` (+-2%); residual = everything else. */
 double tone_snr_db(const double *x, size_t n, double freq, double rate);
 
