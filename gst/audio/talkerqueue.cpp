@@ -227,8 +227,12 @@ TalkerQueue::PushResult TalkerQueue::push(Chunk chunk, double pts, bool discont)
     }
   }
   have_written_ = true;
-  const int64_t old_end = write_end_;
-  write_end_ = std::max(write_end_, pos + static_cast<int64_t>(chunk.frames));
+  /* Bound memory: what lies further than max_ahead beyond the reader (before its first read, the
+   * first frame queued) is dropped below, and does not count as written: the talker's data does
+   * not reach there. */
+  const int64_t limit = (reader_started_ ? consumed_ : first_start_) + config_.max_ahead;
+  if (pos + trim < limit)
+    write_end_ = std::max(write_end_, std::min(pos + static_cast<int64_t>(chunk.frames), limit));
   if (trim >= chunk.frames)
     return res;
 
@@ -245,23 +249,15 @@ TalkerQueue::PushResult TalkerQueue::push(Chunk chunk, double pts, bool discont)
   if (trim > 0)
     cut();
 
-  /* Bound memory: drop what lies too far ahead of the reader (before its first read, of the first
-   * frame queued). */
-  {
-    const int64_t limit = (reader_started_ ? consumed_ : first_start_) + config_.max_ahead;
-    /* (What is dropped does not count as written: the talker's data does not reach there.) */
-    if (start >= limit) {
-      res.overflow_frames = chunk.frames;
-      write_end_ = old_end;
-      return res;
-    }
-    if (start + chunk.frames > limit) {
-      const auto keep = static_cast<uint32_t>(limit - start);
-      res.overflow_frames = chunk.frames - keep;
-      chunk.frames = keep;
-      write_end_ = std::max(old_end, limit);
-      cut();
-    }
+  if (start >= limit) {
+    res.overflow_frames = chunk.frames;
+    return res;
+  }
+  if (start + chunk.frames > limit) {
+    const auto keep = static_cast<uint32_t>(limit - start);
+    res.overflow_frames = chunk.frames - keep;
+    chunk.frames = keep;
+    cut();
   }
 
   chunks_.push_back(Stored{start, std::move(chunk)});

@@ -623,6 +623,14 @@ void set_chunk_power(costream::Chunk &chunk, const GstAudioInfo &out, int meta_l
         chunk.data, static_cast<size_t>(chunk.frames) * GST_AUDIO_INFO_CHANNELS(&out), fmt));
 }
 
+/* Points a chunk at storage that `keep` holds, all of it the chunk's (so it may be read in place:
+ * see TalkerQueue::take_exact). */
+void set_storage(costream::Chunk &chunk, const uint8_t *data, std::shared_ptr<void> keep) {
+  chunk.data = data;
+  chunk.tag = keep.get();
+  chunk.keepalive = std::move(keep); /* the converted buffer's reference, if any, goes here */
+}
+
 /* Streaming thread of `pad`: moves a converted chunk's samples into the talker's recycled storage
  * and lets its GstBuffer go now, while it is in the cache (see ChunkPool). Only for mixers that
  * never forward a talker's own buffer. */
@@ -633,9 +641,7 @@ void to_pool(GstCostreamMixerPadPrivate *pp, costream::Chunk &chunk, const GstAu
   uint8_t *data = nullptr;
   std::shared_ptr<void> keep = pp->pool.take(bytes, &data);
   memcpy(data, chunk.data, bytes);
-  chunk.data = data;
-  chunk.tag = keep.get();            /* all of the chunk: it may be read in place */
-  chunk.keepalive = std::move(keep); /* the buffer's last reference goes here */
+  set_storage(chunk, data, std::move(keep));
 }
 
 /* Streaming thread of `pad`: a chunk nobody can hear keeps its power but not its samples: it
@@ -645,9 +651,7 @@ void to_silence(GstCostreamMixerPadPrivate *pp, costream::Chunk &chunk, const Gs
   const size_t bytes = static_cast<size_t>(chunk.frames) * GST_AUDIO_INFO_BPF(&out);
   if (!pp->zeros || pp->zeros->size() < bytes) /* a new one: chunks may still use the old */
     pp->zeros = std::make_shared<std::vector<uint8_t>>(std::max<size_t>(bytes, 4096), 0);
-  chunk.data = pp->zeros->data();
-  chunk.tag = pp->zeros.get(); /* all of the chunk: it may be read in place */
-  chunk.keepalive = pp->zeros;
+  set_storage(chunk, pp->zeros->data(), pp->zeros);
 }
 
 /* Streaming thread of `pad`: queues converted audio; with `then_wait`, then waits for room for the
