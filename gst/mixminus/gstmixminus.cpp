@@ -156,6 +156,7 @@ struct _GstMixMinusPad {
 G_DEFINE_TYPE(GstMixMinusPad, gst_mix_minus_pad, GST_TYPE_COSTREAM_MIXER_PAD);
 
 static void gst_mix_minus_pad_finalize(GObject *object);
+static void gst_mix_minus_pad_constructed(GObject *object);
 
 static void gst_mix_minus_pad_get_property(GObject *object, guint prop_id, GValue *value,
                                            GParamSpec *pspec) {
@@ -177,6 +178,7 @@ static void gst_mix_minus_pad_get_property(GObject *object, guint prop_id, GValu
 
 static void gst_mix_minus_pad_class_init(GstMixMinusPadClass *klass) {
   auto *gobject_class = G_OBJECT_CLASS(klass);
+  gobject_class->constructed = gst_mix_minus_pad_constructed;
   gobject_class->get_property = gst_mix_minus_pad_get_property;
   gobject_class->finalize = gst_mix_minus_pad_finalize;
   const auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
@@ -189,6 +191,18 @@ static void gst_mix_minus_pad_class_init(GstMixMinusPadClass *klass) {
       g_param_spec_boolean("speaking", "Speaking",
                            "Whether the participant's level is at or above the speech threshold",
                            FALSE, ro));
+}
+
+/* The participant's number comes from the pad's name, set at construction: the pad must have it
+ * before the base class lists it for the output thread (set later, a block read in between
+ * would take the newcomer for participant 0 and unpin them for that block). */
+static void gst_mix_minus_pad_constructed(GObject *object) {
+  G_OBJECT_CLASS(gst_mix_minus_pad_parent_class)->constructed(object);
+  auto *pad = GST_MIX_MINUS_PAD(object);
+  guint index = 0;
+  if (GST_PAD_NAME(pad))
+    sscanf(GST_PAD_NAME(pad), "sink_%u", &index);
+  pad->index = index;
 }
 
 static void gst_mix_minus_pad_init(GstMixMinusPad *pad) {
@@ -779,9 +793,7 @@ static gboolean gst_mix_minus_src_query(GstPad *pad, GstObject *parent, GstQuery
 static void gst_mix_minus_pad_added(GstCostreamMixer *mixer, GstCostreamMixerPad *pad) {
   auto *self = GST_MIX_MINUS(mixer);
   auto *mpad = GST_MIX_MINUS_PAD(pad);
-  guint index = 0;
-  sscanf(GST_PAD_NAME(pad), "sink_%u", &index);
-  mpad->index = index;
+  const guint index = mpad->index; /* see gst_mix_minus_pad_constructed */
   gchar *name = g_strdup_printf("src_%u", index);
   GstPad *src = gst_pad_new_from_static_template(&src_template, name);
   g_free(name);

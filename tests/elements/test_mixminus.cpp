@@ -676,16 +676,8 @@ TEST_CASE("Stress: participants join and leave from several threads while the ro
     REQUIRE(GST_BUFFER_PTS(out.buffers[i]) ==
             GST_BUFFER_PTS(out.buffers[i - 1]) + GST_BUFFER_DURATION(out.buffers[i - 1]));
   auto x = out.channel(0, 1);
-  /* From when participant 0 is first heard in full (within the first second: the room starts
-   * while 4 threads build pipelines, under the sanitizers too) to the end, without a gap. */
-  size_t first = 0;
-  while ((first + 4) * 480 <= x.size() && first < 100 &&
-         testsig::amplitude_at(&x[first * 480], 1920, 300, kRate) < 0.29)
-    first++;
-  INFO("participant 0 first heard in full at block " << first);
-  REQUIRE(first < 100);
   size_t checked = 0;
-  for (size_t blk = first; (blk + 4) * 480 <= x.size(); blk += 4) {
+  for (size_t blk = 10; (blk + 4) * 480 <= x.size(); blk += 4) {
     INFO("block " << blk);
     REQUIRE(testsig::amplitude_at(&x[blk * 480], 1920, 300, kRate) == Approx(0.3).margin(0.01));
     REQUIRE(testsig::amplitude_at(&x[blk * 480], 1920, 1000, kRate) == Approx(0.0).margin(0.01));
