@@ -138,6 +138,12 @@ int OpusDec::decode(const uint8_t *packet, size_t len, float *out, int max_frame
   return opus_decode_float(st_, packet, static_cast<opus_int32>(len), out, max_frames, 0);
 }
 
+int OpusDec::decode_fec(const uint8_t *packet, size_t len, float *out, int frames) {
+  if (!st_)
+    return OPUS_INVALID_STATE;
+  return opus_decode_float(st_, packet, static_cast<opus_int32>(len), out, frames, 1);
+}
+
 void OpusDec::reset() {
   if (st_)
     opus_decoder_ctl(st_, OPUS_RESET_STATE);

@@ -81,6 +81,10 @@ public:
   /* Decodes a packet (nullptr/0: conceal a lost one of `max_frames`) into float samples.
    * Returns frames decoded or a negative libopus error. */
   int decode(const uint8_t *packet, size_t len, float *out, int max_frames);
+  /* Decodes the in-band FEC that `packet` carries for the packet before it: `frames` (the lost
+   * packet's duration, a multiple of 2.5 ms) of float samples. Without FEC data libopus conceals
+   * instead. Returns frames or a negative libopus error. */
+  int decode_fec(const uint8_t *packet, size_t len, float *out, int frames);
   void reset();
 
 private:

@@ -11,6 +11,7 @@
  */
 
 #include "gstcostreammixer.h"
+#include "feedpad.h"
 
 #include "../audio/level.h"
 #include "../audio/opus.h"
@@ -339,7 +340,12 @@ struct GstCostreamMixerPrivate {
   GstClockTime alignment_threshold = DEFAULT_ALIGNMENT_THRESHOLD;
   gboolean drift_correction = DEFAULT_DRIFT_CORRECTION;
   gboolean force_live = DEFAULT_FORCE_LIVE;
+  GstClockTime feed_queue_time = COSTREAM_MIXER_DEFAULT_FEED_QUEUE_TIME;
   guint next_pad_index = 0;
+
+  /* The return feeds (src pads made by gst_costream_mixer_new_feed_pad): their queue policy,
+   * set by the output thread at every block. Its own locks (see feedpad.h). */
+  std::shared_ptr<costream::FeedGroup> feeds = std::make_shared<costream::FeedGroup>();
 
   /* Data lock and what it protects (plus every pad's queue and flags). */
   std::mutex lock;
@@ -1165,6 +1171,10 @@ void update_latency(GstCostreamMixer *self) {
 /* ---- output ------------------------------------------------------------------------------ */
 
 gboolean gst_costream_mixer_push_caps(GstCostreamMixer *self, GstPad *pad, GstCaps *caps) {
+  if (GST_IS_COSTREAM_FEED_PAD(pad)) { /* queued in order with the feed's buffers */
+    gst_costream_feed_pad_set_caps(GST_COSTREAM_FEED_PAD(pad), caps);
+    return TRUE;
+  }
   if (GstEvent *ss = gst_pad_get_sticky_event(pad, GST_EVENT_STREAM_START, 0)) {
     gst_event_unref(ss);
   } else {
@@ -1285,10 +1295,43 @@ GstCaps *gst_costream_mixer_fixate_caps(GstCaps *caps, int channels) {
   return gst_caps_fixate(caps);
 }
 
+gboolean gst_costream_mixer_pad_push_event(GstPad *pad, GstEvent *event) {
+  if (GST_IS_COSTREAM_FEED_PAD(pad))
+    return gst_costream_feed_pad_push_event(GST_COSTREAM_FEED_PAD(pad), event);
+  return gst_pad_push_event(pad, event);
+}
+
+GstFlowReturn gst_costream_mixer_pad_push(GstPad *pad, GstBuffer *buffer) {
+  if (GST_IS_COSTREAM_FEED_PAD(pad))
+    return gst_costream_feed_pad_push(GST_COSTREAM_FEED_PAD(pad), buffer);
+  return gst_pad_push(pad, buffer);
+}
+
+GstPad *gst_costream_mixer_new_feed_pad(GstCostreamMixer *self, GstPadTemplate *templ,
+                                        const gchar *name) {
+  GstPad *pad = gst_costream_feed_pad_new(templ, name, mixer_priv(self)->feeds);
+  gst_pad_set_event_function(pad, GST_DEBUG_FUNCPTR(gst_costream_mixer_src_event));
+  gst_pad_set_query_function(pad, GST_DEBUG_FUNCPTR(gst_costream_mixer_src_query));
+  return pad;
+}
+
+void gst_costream_mixer_set_feed_queue_time(GstCostreamMixer *self, GstClockTime t) {
+  GST_OBJECT_LOCK(self);
+  mixer_priv(self)->feed_queue_time = t;
+  GST_OBJECT_UNLOCK(self);
+}
+
+GstClockTime gst_costream_mixer_get_feed_queue_time(GstCostreamMixer *self) {
+  GST_OBJECT_LOCK(self);
+  const GstClockTime t = mixer_priv(self)->feed_queue_time;
+  GST_OBJECT_UNLOCK(self);
+  return t;
+}
+
 static gboolean gst_costream_mixer_default_push_event(GstCostreamMixer *self, GstEvent *event) {
   gboolean ok = TRUE;
   for (auto *p : gst_costream_mixer_get_src_pads(self)) {
-    ok = gst_pad_push_event(p, gst_event_ref(event)) && ok;
+    ok = gst_costream_mixer_pad_push_event(p, gst_event_ref(event)) && ok;
     gst_object_unref(p);
   }
   gst_event_unref(event);
@@ -1334,9 +1377,11 @@ static void gst_costream_mixer_loop(gpointer user_data) {
   GST_OBJECT_LOCK(self);
   const GstClockTime timeout_ns = priv->timeout;
   const GstClockTime jitter = priv->jitter;
+  const GstClockTime feed_queue_time = priv->feed_queue_time;
   GST_OBJECT_UNLOCK(self);
 
   Lock lk(priv->lock);
+  priv->feeds->configure(priv->live, feed_queue_time);
   const guint rate = GST_AUDIO_INFO_RATE(&priv->out_info);
   const guint bpf = GST_AUDIO_INFO_BPF(&priv->out_info);
   const guint channels = GST_AUDIO_INFO_CHANNELS(&priv->out_info);
@@ -1354,6 +1399,7 @@ static void gst_costream_mixer_loop(gpointer user_data) {
 
   /* Wait until every talker has the block (non-live), or its deadline (live). */
   bool timed_out = false;
+  bool feeds_kicked = false;
   bool all_eos;
   int64_t data_end;
   for (;;) {
@@ -1415,6 +1461,16 @@ static void gst_costream_mixer_loop(gpointer user_data) {
         break;
       }
     } else {
+      if (!feeds_kicked) {
+        /* Non-live return feeds push in batches: before waiting, let each push what it has (a
+         * feed's sink may still need its first buffer to preroll). */
+        priv->output_waiting = false;
+        lk.unlock();
+        priv->feeds->kick_all();
+        lk.lock();
+        feeds_kicked = true;
+        continue;
+      }
       priv->data_cond.wait(lk);
       priv->output_waiting = false;
     }
@@ -1977,6 +2033,8 @@ guint gst_costream_mixer_pads_stats(GstCostreamMixer *self, GValue *array, guint
   auto pads = gst_costream_mixer_get_pads(self);
   for (auto *p : pads) {
     GstStructure *ps = gst_costream_mixer_pad_stats(p);
+    if (KLASS(self)->pad_stats)
+      KLASS(self)->pad_stats(self, p, ps);
     gboolean a = FALSE;
     gst_structure_get_boolean(ps, "active", &a);
     talkers++;
@@ -2016,6 +2074,7 @@ static void gst_costream_mixer_set_property(GObject *object, guint prop_id, cons
   case PROP_FORCE_LIVE:
     priv->force_live = g_value_get_boolean(value);
     break;
+
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
@@ -2049,6 +2108,7 @@ static void gst_costream_mixer_get_property(GObject *object, guint prop_id, GVal
   case PROP_FORCE_LIVE:
     g_value_set_boolean(value, priv->force_live);
     break;
+
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
@@ -2167,6 +2227,7 @@ static void gst_costream_mixer_class_init(GstCostreamMixerClass *klass) {
 
   gst_type_mark_as_plugin_api(GST_TYPE_COSTREAM_MIXER, static_cast<GstPluginAPIFlags>(0));
   gst_type_mark_as_plugin_api(GST_TYPE_COSTREAM_MIXER_PAD, static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_COSTREAM_FEED_PAD, static_cast<GstPluginAPIFlags>(0));
 }
 
 static void gst_costream_mixer_init(GstCostreamMixer *self) {

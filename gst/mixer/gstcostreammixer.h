@@ -100,7 +100,10 @@ struct _GstCostreamMixerClass {
    * block). */
   gboolean forwards_inputs;
 
-  gpointer _reserved[5];
+  /* Adds the subclass's fields to one talker's `talker` structure in the stats. NULL: none. */
+  void (*pad_stats)(GstCostreamMixer *self, GstCostreamMixerPad *pad, GstStructure *stats);
+
+  gpointer _reserved[4];
 };
 
 /* ---- for subclasses ------------------------------------------------------------------------ */
@@ -114,6 +117,20 @@ struct _GstCostreamMixerClass {
 /* Talker input that may also be Opus (decoded inside, in the talker's thread). */
 #define COSTREAM_MIXER_OPUS_INPUT_CAPS "audio/x-opus, channel-mapping-family = (int) 0"
 
+/* A return feed: a src pad with its own streaming thread and bounded queue (GstCostreamFeedPad,
+ * feedpad.h), with the element's src event and query functions. Floating; add it to the element.
+ * Push to it with the two functions below, from the output thread. */
+GstPad *gst_costream_mixer_new_feed_pad(GstCostreamMixer *self, GstPadTemplate *templ,
+                                        const gchar *name);
+/* Pushes on a src pad: queued for a feed pad's own thread, else pushed at once. Take the
+ * buffer/event. */
+GstFlowReturn gst_costream_mixer_pad_push(GstPad *pad, GstBuffer *buffer);
+gboolean gst_costream_mixer_pad_push_event(GstPad *pad, GstEvent *event);
+/* How much audio each feed pad queues (the subclass's `feed-queue-time` property; see
+ * feedpad.h for what live and non-live feeds do with it). */
+#define COSTREAM_MIXER_DEFAULT_FEED_QUEUE_TIME (200 * GST_MSECOND)
+void gst_costream_mixer_set_feed_queue_time(GstCostreamMixer *self, GstClockTime t);
+GstClockTime gst_costream_mixer_get_feed_queue_time(GstCostreamMixer *self);
 /* Sets the caps on `pad` (after a stream-start it gets if it has none). */
 gboolean gst_costream_mixer_push_caps(GstCostreamMixer *self, GstPad *pad, GstCaps *caps);
 /* A copy of the output segment as an event (for a src pad that joins while running). */

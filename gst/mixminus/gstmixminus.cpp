@@ -42,25 +42,36 @@
  * ## Example launch lines
  * |[
  * gst-launch-1.0 mixminus name=mm max-speakers=2 \
- *   audiotestsrc is-live=true freq=300 ! mm.sink_0  mm.src_0 ! queue ! autoaudiosink \
- *   audiotestsrc is-live=true freq=500 ! mm.sink_1  mm.src_1 ! queue ! fakesink \
- *   audiotestsrc is-live=true freq=700 ! mm.sink_2  mm.src_2 ! queue ! fakesink
+ *   audiotestsrc is-live=true freq=300 ! mm.sink_0  mm.src_0 ! autoaudiosink \
+ *   audiotestsrc is-live=true freq=500 ! mm.sink_1  mm.src_1 ! fakesink sync=true \
+ *   audiotestsrc is-live=true freq=700 ! mm.sink_2  mm.src_2 ! fakesink sync=true
  * ]| Three participants; the first one hears the other two (two slots, everyone speaks).
  *
  * |[
  * gst-launch-1.0 mixminus name=mm \
- *   mm.src_0 ! queue ! audioconvert ! wavenc ! filesink location=p0.wav \
+ *   audiotestsrc is-live=true volume=0.2 freq=300 ! mm.sink_0 \
+ *   audiotestsrc is-live=true volume=0.2 freq=500 ! mm.sink_1 \
+ *   mm.src_0 ! rtpopuspay ! udpsink host=127.0.0.1 port=5990 \
+ *   mm.src_1 ! rtpopuspay ! udpsink host=127.0.0.1 port=5992
+ * ]| Each return feed encoded to Opus inside and sent over RTP, no queues needed.
+ *
+ * |[
+ * gst-launch-1.0 mixminus name=mm \
+ *   mm.src_0 ! audioconvert ! wavenc ! filesink location=p0.wav \
  *   audiotestsrc num-buffers=300 freq=440 ! mm.sink_0 \
- *   audiotestsrc num-buffers=300 freq=660 ! mm.sink_1  mm.src_1 ! queue ! fakesink
+ *   audiotestsrc num-buffers=300 freq=660 ! mm.sink_1  mm.src_1 ! fakesink
  * ]| Non-live, a src pad named before its sink pad: participant 0 hears 660 Hz only.
  *
- * As with `tee`, one thread feeds every return feed: put a `queue` after each src pad whose
- * downstream may block (any sink while the pipeline prerolls, a synchronised sink). In live
- * pipelines that send to the network (`rtpbin` + `udpsink`) a `queue` per feed is still the
- * safe choice.
+ * Every return feed has its own streaming thread and a bounded queue (`feed-queue-time`, 200 ms),
+ * so no `queue` is needed after a src pad: a sink that prerolls, a synchronised sink, or a
+ * downstream that is slow or blocked holds up only its own feed. Live, such a feed drops its
+ * oldest buffers beyond the queue (counted: the src pad's `dropped-buffers`, and
+ * `feed-dropped-buffers` in `stats`); non-live, the room waits for it and nothing is lost.
  */
 
 #include "gstmixminus.h"
+
+#include "../mixer/feedpad.h"
 
 #include "../audio/level.h"
 #include "../audio/mix.h"
@@ -239,6 +250,7 @@ enum {
   PROP_FRAME_DURATION,
   PROP_INBAND_FEC,
   PROP_DTX,
+  PROP_FEED_QUEUE_TIME,
   PROP_STATS,
 };
 
@@ -394,7 +406,8 @@ void prepare_src(GstMixMinus *self, GstMixMinusPad *mpad, GstPad *src) {
     return;
   }
   if (first)
-    gst_pad_push_event(src, gst_costream_mixer_segment_event(GST_COSTREAM_MIXER(self)));
+    gst_costream_mixer_pad_push_event(src,
+                                      gst_costream_mixer_segment_event(GST_COSTREAM_MIXER(self)));
   mpad->caps_generation = priv->caps_generation;
 }
 
@@ -580,7 +593,7 @@ void opus_block(GstMixMinus *self, GstCostreamMixerBlock *block, const std::vect
         out = gst_buffer_ref(shared);
       }
       if (out)
-        flow->add(gst_pad_push(srcs[i], out));
+        flow->add(gst_costream_mixer_pad_push(srcs[i], out));
     }
     if (shared)
       gst_buffer_unref(shared);
@@ -683,7 +696,7 @@ static GstFlowReturn gst_mix_minus_output(GstCostreamMixer *mixer, GstCostreamMi
     } else {
       out = gst_buffer_ref(common);
     }
-    const GstFlowReturn r = gst_pad_push(src, out);
+    const GstFlowReturn r = gst_costream_mixer_pad_push(src, out);
     if (r != GST_FLOW_OK && r != GST_FLOW_NOT_LINKED && r != GST_FLOW_FLUSHING)
       GST_WARNING_OBJECT(src, "return feed refused a buffer: %s", gst_flow_get_name(r));
     flow.add(r);
@@ -749,11 +762,8 @@ static gboolean gst_mix_minus_push_event(GstCostreamMixer *mixer, GstEvent *even
                      GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP;
   gboolean ok = TRUE;
   for (auto *p : gst_costream_mixer_get_src_pads(mixer)) {
-    GstEvent *ss = gst_pad_get_sticky_event(p, GST_EVENT_CAPS, 0);
-    if (flush || ss)
-      ok = gst_pad_push_event(p, gst_event_ref(event)) && ok;
-    if (ss)
-      gst_event_unref(ss);
+    if (flush || gst_costream_feed_pad_started(GST_COSTREAM_FEED_PAD(p)))
+      ok = gst_costream_mixer_pad_push_event(p, gst_event_ref(event)) && ok;
     gst_object_unref(p);
   }
   gst_event_unref(event);
@@ -795,9 +805,9 @@ static void gst_mix_minus_pad_added(GstCostreamMixer *mixer, GstCostreamMixerPad
   auto *mpad = GST_MIX_MINUS_PAD(pad);
   const guint index = mpad->index; /* see gst_mix_minus_pad_constructed */
   gchar *name = g_strdup_printf("src_%u", index);
-  GstPad *src = gst_pad_new_from_static_template(&src_template, name);
+  GstPadTemplate *templ = gst_element_class_get_pad_template(GST_ELEMENT_GET_CLASS(self), "src_%u");
+  GstPad *src = gst_costream_mixer_new_feed_pad(mixer, templ, name);
   g_free(name);
-  gst_pad_set_event_function(src, GST_DEBUG_FUNCPTR(gst_costream_mixer_src_event));
   gst_pad_set_query_function(src, GST_DEBUG_FUNCPTR(gst_mix_minus_src_query));
   gst_pad_use_fixed_caps(src);
   {
@@ -914,6 +924,26 @@ static void gst_mix_minus_reset(GstCostreamMixer *mixer) {
   GST_OBJECT_UNLOCK(self);
 }
 
+/* A participant's return feed in their `talker` stats: what it dropped because its downstream did
+ * not keep up (live). */
+static void gst_mix_minus_pad_stats(GstCostreamMixer *mixer, GstCostreamMixerPad *pad,
+                                    GstStructure *stats) {
+  auto *self = GST_MIX_MINUS(mixer);
+  GstPad *src = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(self->priv->lock);
+    if (auto *s = GST_MIX_MINUS_PAD(pad)->srcpad)
+      src = GST_PAD(gst_object_ref(s));
+  }
+  guint64 dropped = 0, dropped_time = 0;
+  if (src) {
+    g_object_get(src, "dropped-buffers", &dropped, "dropped-time", &dropped_time, nullptr);
+    gst_object_unref(src);
+  }
+  gst_structure_set(stats, "feed-dropped-buffers", G_TYPE_UINT64, dropped, "feed-dropped-time",
+                    G_TYPE_UINT64, dropped_time, nullptr);
+}
+
 static GstStructure *gst_mix_minus_get_stats(GstMixMinus *self) {
   GstStructure *s = gst_structure_new_empty("mixminus-stats");
   GValue array = G_VALUE_INIT;
@@ -933,6 +963,10 @@ static void gst_mix_minus_set_property(GObject *object, guint prop_id, const GVa
                                        GParamSpec *pspec) {
   auto *self = GST_MIX_MINUS(object);
   auto &c = self->priv->config;
+  if (prop_id == PROP_FEED_QUEUE_TIME) { /* kept by the base class */
+    gst_costream_mixer_set_feed_queue_time(GST_COSTREAM_MIXER(self), g_value_get_uint64(value));
+    return;
+  }
   GST_OBJECT_LOCK(self);
   self->priv->config_generation++;
   switch (prop_id) {
@@ -986,6 +1020,10 @@ static void gst_mix_minus_get_property(GObject *object, guint prop_id, GValue *v
     return;
   }
   const auto &c = self->priv->config;
+  if (prop_id == PROP_FEED_QUEUE_TIME) { /* kept by the base class */
+    g_value_set_uint64(value, gst_costream_mixer_get_feed_queue_time(GST_COSTREAM_MIXER(self)));
+    return;
+  }
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
   case PROP_MAX_SPEAKERS:
@@ -1055,6 +1093,7 @@ static void gst_mix_minus_class_init(GstMixMinusClass *klass) {
   mixer_class->reset = GST_DEBUG_FUNCPTR(gst_mix_minus_reset);
   mixer_class->skip_decode = GST_DEBUG_FUNCPTR(gst_mix_minus_skip_decode);
   mixer_class->samples_unheard = GST_DEBUG_FUNCPTR(gst_mix_minus_samples_unheard);
+  mixer_class->pad_stats = GST_DEBUG_FUNCPTR(gst_mix_minus_pad_stats);
 
   const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
                                            G_PARAM_STATIC_STRINGS);
@@ -1164,10 +1203,31 @@ static void gst_mix_minus_class_init(GstMixMinusClass *klass) {
       g_param_spec_boolean("dtx", "DTX", "Opus feeds: discontinuous transmission during silence",
                            DEFAULT_DTX, rw));
   /**
+   * GstMixMinus:feed-queue-time:
+   *
+   * Each return feed (src pad) has a streaming thread and a queue of its own, so a downstream
+   * that is slow, blocked or prerolling holds up only its own feed. Live, a feed queues at most
+   * this much audio: beyond it, its oldest buffers are dropped and counted on the src pad
+   * (`dropped-buffers`). Non-live, the room waits for a full feed instead (nothing is lost; a
+   * non-live feed queues at least 1 s, pushed in batches of half its queue).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_FEED_QUEUE_TIME,
+      g_param_spec_uint64("feed-queue-time", "Return feed queue time",
+                          "Most audio (ns) each src pad queues for its downstream; live, older "
+                          "buffers are dropped beyond it (src pad dropped-buffers), non-live the "
+                          "room waits",
+                          10 * GST_MSECOND, 10 * GST_SECOND,
+                          COSTREAM_MIXER_DEFAULT_FEED_QUEUE_TIME,
+                          static_cast<GParamFlags>(G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
+                                                   G_PARAM_STATIC_STRINGS)));
+  /**
    * GstMixMinus:stats:
    *
-   * A `mixminus-stats` structure: `participants`, `speakers`, `blocks`, `pins` and `pads`, an
-   * array of one `talker` structure per participant (as in backchannelmixer).
+   * A `mixminus-stats` structure: `participants`, `speakers`, `blocks`, `pins`, `opus-frames`,
+   * `opus-encodes` and `pads`, an array of one `talker` structure per participant (as in
+   * backchannelmixer) with, for their return feed, `feed-dropped-buffers` and
+   * `feed-dropped-time` (what the feed's downstream did not take in time, live).
    */
   g_object_class_install_property(
       gobject_class, PROP_STATS,
@@ -1175,7 +1235,8 @@ static void gst_mix_minus_class_init(GstMixMinusClass *klass) {
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
-  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_add_static_pad_template_with_gtype(element_class, &src_template,
+                                                       GST_TYPE_COSTREAM_FEED_PAD);
   gst_element_class_add_static_pad_template_with_gtype(element_class, &sink_template,
                                                        GST_TYPE_MIX_MINUS_PAD);
   gst_element_class_set_static_metadata(

@@ -128,4 +128,15 @@ double max_step(const std::vector<double> &x) {
   return m;
 }
 
+double dropout_fraction(const std::vector<double> &x, double freq, double rate, size_t window,
+                        double min_amp) {
+  size_t windows = 0, out = 0;
+  for (size_t at = 0; at + window <= x.size(); at += window) {
+    windows++;
+    if (amplitude_near(&x[at], window, freq, rate) < min_amp)
+      out++;
+  }
+  return windows ? static_cast<double>(out) / windows : 0.0;
+}
+
 } // namespace testsig

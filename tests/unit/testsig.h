@@ -33,6 +33,11 @@ struct Purity {
 /* Windowed tone_snr_db over the signal: a click or a gap shows up as one bad window. */
 Purity tone_purity(const std::vector<double> &x, double freq, double rate, size_t window);
 
+/* Fraction of the `window`-sample windows of `x` in which the tone at `freq` (+-2.5%) is weaker
+ * than `min_amp`: a lost packet left as silence, or concealed badly, is such a window. */
+double dropout_fraction(const std::vector<double> &x, double freq, double rate, size_t window,
+                        double min_amp);
+
 /* Largest absolute sample-to-sample step: clicks and dropouts show as jumps. */
 double max_step(const std::vector<double> &x);
 
