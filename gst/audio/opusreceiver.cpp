@@ -80,7 +80,14 @@ bool OpusReceiver::packet(const uint8_t *data, size_t len, int frames, int64_t p
   if (pos != INT64_MIN && next_ != INT64_MIN)
     hole = pos - next_;
   const bool tolerable = hole > kRate / 1000; /* more than 1 ms: not rounding */
-  if (!decode) {
+  constexpr int64_t kMaxDtxHole = kRate;      /* 1 s */
+  if (decode && tolerable && last_dtx_ && !fresh_ && hole <= kMaxDtxHole) {
+    if (fill_dtx_) { /* the sender was silent, not lost */
+      out->start = next_;
+      plc(hole, pcm);
+      counters_.dtx_frames += static_cast<uint64_t>(hole);
+    }
+  } else if (!decode) {
     fresh_ = true; /* nothing to conceal from: the decoder starts over at the next decode */
   } else if (tolerable && hole > max_conceal_) {
     reset(); /* a pause, not a loss: start over */

@@ -12,8 +12,9 @@
  *   - A GAP (a loss the jitter buffer gave up on) is concealed at once, except its last packet's
  *     worth, left for the next packet's FEC.
  *   - DTX: a packet of at most 2 bytes is the encoder's "nothing to send" frame. It decodes to
- *     silence, and the hole after it (the sender stops sending while silent) is silence too, not
- *     a loss.
+ *     silence, and the hole after it (the sender stops sending while silent, up to 400 ms) is
+ *     silence too, not a loss (filled when the next packet comes, see set_fill_dtx; holes of up
+ *     to 1 s).
  * Positions are in frames at 48 kHz on the talker's timeline (INT64_MIN when unknown).
  */
 #pragma once
@@ -40,7 +41,8 @@ public:
     uint64_t recovered = 0; /* lost packets recovered from the next one's FEC */
     uint64_t concealed_frames = 0;
     uint64_t recovered_frames = 0;
-    uint64_t dtx = 0; /* DTX packets */
+    uint64_t dtx = 0;        /* DTX packets */
+    uint64_t dtx_frames = 0; /* frames of DTX holes filled */
   };
 
   struct Output {
@@ -54,6 +56,11 @@ public:
   void set_conceal(bool on) { conceal_ = on; }
   /* Longest hole concealed, in frames at 48 kHz. */
   void set_max_conceal(int64_t frames) { max_conceal_ = frames; }
+  /* Whether the hole after a DTX packet is filled (with what libopus makes of it: silence or
+   * comfort noise) when the next packet comes. On for non-live input, where the mixer waits for
+   * every talker's data; live, that audio would come too late to be mixed, and the mixer counts a
+   * talker in DTX as present instead. */
+  void set_fill_dtx(bool on) { fill_dtx_ = on; }
 
   /* Forgets timing and decoder state (a flush, a new segment). */
   void reset();
@@ -81,6 +88,7 @@ private:
   OpusDec dec_;
   int channels_ = 1;
   bool conceal_ = true;
+  bool fill_dtx_ = true;
   int64_t max_conceal_ = kRate * 120 / 1000;
   int64_t next_ = INT64_MIN; /* where the next packet should start */
   int last_frames_ = 960;    /* duration of the last packet */

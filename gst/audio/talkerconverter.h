@@ -30,9 +30,12 @@ struct TalkerStats {
   guint64 timeouts = 0; /* times the talker stalled longer than the timeout */
   gdouble level = -127.0;
   gboolean active = FALSE;
-  guint64 opus_decoded = 0; /* Opus input: packets decoded */
-  guint64 opus_skipped = 0; /* ... and not decoded, as nobody could hear them */
-  guint64 unheard = 0;      /* raw buffers whose samples were not kept: nobody could hear them */
+  guint64 opus_decoded = 0;   /* Opus input: packets decoded */
+  guint64 opus_skipped = 0;   /* ... and not decoded, as nobody could hear them */
+  guint64 opus_concealed = 0; /* lost packets concealed (libopus PLC) */
+  guint64 opus_recovered = 0; /* lost packets recovered from the next packet's in-band FEC */
+  guint64 opus_dtx = 0;       /* DTX packets (the talker is silent, not gone) */
+  guint64 unheard = 0;        /* raw buffers whose samples were not kept: nobody could hear them */
 };
 
 class TalkerConverter {

@@ -15,6 +15,11 @@
  * followed by a fractional resampler instead of dropping or inserting samples, so there are no
  * clicks and latency does not grow. A talker that stops sending is not waited for (live), counts
  * as silent after `timeout`, and data that arrives after its time was mixed is dropped and counted.
+ * Talkers may also send Opus (`audio/x-opus`, mapping family 0, e.g. straight from
+ * `rtpopusdepay`): it is decoded inside, in the talker's thread, and lost packets are concealed
+ * as a receiving peer would (libopus PLC for a hole in the timestamps or a GAP event, in-band FEC
+ * from the next packet when the sender adds it, DTX silence not taken for a loss); the pads count
+ * `concealed` and `recovered` packets.
  * The sum is exact and saturates once; an optional peak limiter keeps it from clipping. When
  * exactly one talker is heard and its buffers already match the output block, they are forwarded
  * without copying.
@@ -70,7 +75,8 @@ using costream::PeakLimiter;
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
     "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(COSTREAM_MIXER_CAPS));
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
-    "sink_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS(COSTREAM_MIXER_CAPS));
+    "sink_%u", GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS(COSTREAM_MIXER_CAPS "; " COSTREAM_MIXER_OPUS_INPUT_CAPS));
 
 /* ------------------------------------------------------------------------------------------ */
 /* Pad: the base talker pad; `heard` is this element's own state (output thread only).        */

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <vector>
 
 GST_DEBUG_CATEGORY_STATIC(gst_costream_feed_pad_debug);
 #define GST_CAT_DEFAULT gst_costream_feed_pad_debug
@@ -138,6 +139,7 @@ void clear_items(FeedPrivate *fp, bool keep_sticky) {
 /* (feed lock) Live: drops the oldest buffers until `incoming` more fits. */
 void drop_oldest(GstCostreamFeedPad *pad, FeedPrivate *fp, GstClockTime incoming,
                  GstClockTime max_time) {
+  bool dropped = false;
   while (fp->queued > 0 && fp->queued + incoming > max_time) {
     auto it = std::find_if(fp->items.begin(), fp->items.end(),
                            [](const Item &i) { return i.is_buffer(); });
@@ -149,9 +151,20 @@ void drop_oldest(GstCostreamFeedPad *pad, FeedPrivate *fp, GstClockTime incoming
     GST_LOG_OBJECT(pad, "downstream is behind: dropping %" GST_PTR_FORMAT, it->obj);
     gst_mini_object_unref(it->obj);
     fp->items.erase(it);
-    fp->discont = true;
+    dropped = true;
   }
-  if (fp->dropped == 1 || (fp->dropped % 500) == 0)
+  if (dropped) { /* the gap lies before the oldest buffer left, or the incoming one */
+    auto next = std::find_if(fp->items.begin(), fp->items.end(),
+                             [](const Item &i) { return i.is_buffer(); });
+    if (next != fp->items.end()) {
+      GstBuffer *b = gst_buffer_make_writable(GST_BUFFER_CAST(next->obj));
+      GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
+      next->obj = GST_MINI_OBJECT_CAST(b);
+    } else {
+      fp->discont = true;
+    }
+  }
+  if (dropped && (fp->dropped == 1 || (fp->dropped % 500) == 0))
     GST_INFO_OBJECT(pad,
                     "downstream does not keep up: %" G_GUINT64_FORMAT " buffers dropped so far "
                     "(%" GST_TIME_FORMAT ")",
@@ -165,6 +178,31 @@ void wake_task(FeedPrivate *fp) {
     fp->cond.notify_one();
 }
 
+bool is_sticky_start(GstMiniObject *obj) {
+  if (!GST_IS_EVENT(obj))
+    return false;
+  const GstEventType t = GST_EVENT_TYPE(GST_EVENT_CAST(obj));
+  return t == GST_EVENT_STREAM_START || t == GST_EVENT_CAPS;
+}
+
+/* (feed lock) Stream-start and caps a flush kept the feed's thread from pushing go back to the
+ * front of the queue (unless newer ones are queued): the feed believes they were sent. */
+void restore_sticky(FeedPrivate *fp, std::vector<GstMiniObject *> &stale) {
+  for (auto it = stale.rbegin(); it != stale.rend(); ++it) {
+    const GstEventType t = GST_EVENT_TYPE(GST_EVENT_CAST(*it));
+    const bool newer = std::any_of(fp->items.begin(), fp->items.end(), [t](const Item &i) {
+      return GST_IS_EVENT(i.obj) && GST_EVENT_TYPE(GST_EVENT_CAST(i.obj)) == t;
+    });
+    if (newer || !fp->active)
+      gst_mini_object_unref(*it);
+    else
+      fp->items.push_front({*it, 0});
+  }
+  stale.clear();
+}
+
+/* The feed's task (the pad's stream lock held). Pauses itself while flushing or inactive: a flush
+ * restarts it after FLUSH_STOP (as `queue` does), so nothing from before a flush follows it. */
 void feed_loop(gpointer user_data) {
   auto *pad = GST_COSTREAM_FEED_PAD(user_data);
   auto *fp = pad->priv;
@@ -172,12 +210,12 @@ void feed_loop(gpointer user_data) {
   guint64 seq;
   {
     Lock lk(fp->lock);
-    while (fp->active && (fp->flushing || fp->items.empty() || !fp->kicked)) {
+    while (fp->active && !fp->flushing && (fp->items.empty() || !fp->kicked)) {
       fp->task_waiting = true;
       fp->cond.wait(lk);
       fp->task_waiting = false;
     }
-    if (!fp->active) {
+    if (!fp->active || fp->flushing) {
       lk.unlock();
       gst_pad_pause_task(GST_PAD(pad));
       return;
@@ -188,11 +226,15 @@ void feed_loop(gpointer user_data) {
     seq = fp->flush_seq.load();
     fp->room_cond.notify_all();
   }
+  std::vector<GstMiniObject *> stale;
   for (auto &it : batch) {
     GstMiniObject *obj = it.obj;
     it.obj = nullptr;
-    if (fp->flush_seq.load() != seq) { /* flushed or deactivated meanwhile: stale */
-      gst_mini_object_unref(obj);
+    if (fp->flush_seq.load() != seq) { /* flushed or deactivated meanwhile */
+      if (is_sticky_start(obj))
+        stale.push_back(obj);
+      else
+        gst_mini_object_unref(obj);
       continue;
     }
     if (GST_IS_BUFFER(obj)) {
@@ -206,6 +248,10 @@ void feed_loop(gpointer user_data) {
       if (!gst_pad_push_event(GST_PAD(pad), ev) && type == GST_EVENT_CAPS)
         GST_DEBUG_OBJECT(pad, "downstream refused the caps");
     }
+  }
+  if (!stale.empty()) {
+    Lock lk(fp->lock);
+    restore_sticky(fp, stale);
   }
 }
 
@@ -294,23 +340,34 @@ gboolean gst_costream_feed_pad_push_event(GstCostreamFeedPad *pad, GstEvent *eve
       fp->flushing = true;
       fp->flush_seq++;
       clear_items(fp, true);
+      fp->cond.notify_all();
       fp->room_cond.notify_all();
     }
-    return gst_pad_push_event(GST_PAD(pad), event);
+    const gboolean ret = gst_pad_push_event(GST_PAD(pad), event);
+    /* Waits for the task's iteration to end (downstream is flushing, so a push returns). */
+    gst_pad_pause_task(GST_PAD(pad));
+    return ret;
   }
   case GST_EVENT_FLUSH_STOP: {
-    /* The feed's thread pushes nothing stale after this: the batch it holds was taken before
-     * FLUSH_START moved flush_seq. */
+    /* The task is paused: nothing it held from before the flush can follow FLUSH_STOP. */
+    GST_PAD_STREAM_LOCK(GST_PAD(pad));
     const gboolean ret = gst_pad_push_event(GST_PAD(pad), event);
-    Lock lk(fp->lock);
-    if (fp->active) {
-      fp->flushing = false;
-      fp->eos = false;
-      fp->discont = false;
-      fp->last_flow = GST_FLOW_OK;
-      if (!fp->items.empty())
-        wake_task(fp);
+    bool restart = false;
+    {
+      Lock lk(fp->lock);
+      if (fp->active) {
+        fp->flushing = false;
+        fp->eos = false;
+        fp->discont = false;
+        fp->last_flow = GST_FLOW_OK;
+        if (!fp->items.empty())
+          fp->kicked = true;
+        restart = true;
+      }
     }
+    if (restart)
+      gst_pad_start_task(GST_PAD(pad), feed_loop, pad, nullptr);
+    GST_PAD_STREAM_UNLOCK(GST_PAD(pad));
     return ret;
   }
   default:
@@ -333,11 +390,13 @@ gboolean gst_costream_feed_pad_push_event(GstCostreamFeedPad *pad, GstEvent *eve
   return TRUE;
 }
 
-void gst_costream_feed_pad_set_caps(GstCostreamFeedPad *pad, GstCaps *caps) {
+gboolean gst_costream_feed_pad_set_caps(GstCostreamFeedPad *pad, GstCaps *caps) {
   auto *fp = pad->priv;
   bool need_start, need_caps;
   {
     Lock lk(fp->lock);
+    if (!fp->active)
+      return FALSE; /* not added to the element yet: the caller tries again */
     need_start = !fp->started;
     need_caps = !fp->caps || !gst_caps_is_equal(fp->caps, caps);
     fp->started = true;
@@ -354,6 +413,7 @@ void gst_costream_feed_pad_set_caps(GstCostreamFeedPad *pad, GstCaps *caps) {
   }
   if (need_caps)
     gst_costream_feed_pad_push_event(pad, gst_event_new_caps(caps));
+  return TRUE;
 }
 
 gboolean gst_costream_feed_pad_started(GstCostreamFeedPad *pad) {

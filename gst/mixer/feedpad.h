@@ -80,8 +80,8 @@ GstFlowReturn gst_costream_feed_pad_push(GstCostreamFeedPad *pad, GstBuffer *buf
 gboolean gst_costream_feed_pad_push_event(GstCostreamFeedPad *pad, GstEvent *event);
 
 /* Output thread: queues stream-start (before the first caps) and `caps` unless they are what the
- * feed last queued. */
-void gst_costream_feed_pad_set_caps(GstCostreamFeedPad *pad, GstCaps *caps);
+ * feed last queued. FALSE (nothing queued) while the pad is not active yet: try again later. */
+gboolean gst_costream_feed_pad_set_caps(GstCostreamFeedPad *pad, GstCaps *caps);
 
 /* Whether caps were queued since the pad was activated (its stream has started). */
 gboolean gst_costream_feed_pad_started(GstCostreamFeedPad *pad);

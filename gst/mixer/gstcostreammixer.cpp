@@ -15,6 +15,7 @@
 
 #include "../audio/level.h"
 #include "../audio/opus.h"
+#include "../audio/opusreceiver.h"
 #include "../audio/chunkpool.h"
 #include "../audio/talkerconverter.h"
 
@@ -67,6 +68,10 @@ using costream::TalkerStats;
 #define AHEAD_HIGH (2 * GST_SECOND)
 #define AHEAD_LOW (400 * GST_MSECOND)
 
+/* An Opus talker in DTX sends a packet only every 400 ms or so while silent: it counts as stalled
+ * only after this long without one (or `timeout`, if longer). */
+#define DTX_STALL (1 * GST_SECOND)
+
 /* ------------------------------------------------------------------------------------------ */
 /* Pad                                                                                          */
 
@@ -81,14 +86,17 @@ enum {
   PROP_PAD_TIMEOUTS,
   PROP_PAD_LEVEL,
   PROP_PAD_ACTIVE,
+  PROP_PAD_CONCEALED,
+  PROP_PAD_RECOVERED,
 };
 
 struct GstCostreamMixerPadPrivate {
   /* The pad's streaming thread only: */
   TalkerConverter converter;
-  std::unique_ptr<costream::OpusDec> opus; /* Opus input: decoded to F32 48 kHz first */
-  int opus_channels = 1;
-  bool opus_skipped = false; /* packets were skipped: reset the decoder before the next one */
+  /* Opus input: decoded to F32 48 kHz first, losses concealed (see opusreceiver.h). */
+  std::unique_ptr<costream::OpusReceiver> opus;
+  std::vector<float> opus_pcm;
+  bool opus_live = false; /* the output was live at the last packet (see set_fill_dtx) */
   GstSegment segment;
   guint64 converter_generation = 0;
   GstAudioInfo converter_out;                  /* the output format of converter_generation */
@@ -104,6 +112,7 @@ struct GstCostreamMixerPadPrivate {
   bool waiting_for_space = false;
   std::condition_variable space_cond; /* non-live: room in the queue, flushing, a new format */
   bool missing = false; /* the output waits for this talker's data (see mark_missing) */
+  bool in_dtx = false;  /* Opus DTX: silent, sending a packet now and then (see DTX_STALL) */
   costream::LevelMeter meter;
   TalkerStats stats;
   bool ever_had_data = false;
@@ -183,6 +192,12 @@ static void gst_costream_mixer_pad_get_property(GObject *object, guint prop_id, 
     break;
   case PROP_PAD_ACTIVE:
     g_value_set_boolean(value, st.active);
+    break;
+  case PROP_PAD_CONCEALED:
+    g_value_set_uint64(value, st.opus_concealed);
+    break;
+  case PROP_PAD_RECOVERED:
+    g_value_set_uint64(value, st.opus_recovered);
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -282,6 +297,28 @@ static void gst_costream_mixer_pad_class_init(GstCostreamMixerPadClass *klass) {
       gobject_class, PROP_PAD_ACTIVE,
       g_param_spec_boolean("active", "Active", "Whether this talker is currently heard in the mix",
                            FALSE, ro));
+  /**
+   * GstCostreamMixerPad:concealed:
+   *
+   * Opus input: packets lost on the way (a hole in the timestamps, or a GAP from the jitter
+   * buffer) and concealed with libopus packet loss concealment.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_PAD_CONCEALED,
+      g_param_spec_uint64("concealed", "Concealed",
+                          "Opus input: lost packets concealed (libopus PLC)", 0, G_MAXUINT64, 0,
+                          ro));
+  /**
+   * GstCostreamMixerPad:recovered:
+   *
+   * Opus input: lost packets recovered from the in-band FEC of the packet after them (senders
+   * with `inband-fec` and a `packet-loss-percentage`).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_PAD_RECOVERED,
+      g_param_spec_uint64("recovered", "Recovered",
+                          "Opus input: lost packets recovered from the next packet's in-band FEC",
+                          0, G_MAXUINT64, 0, ro));
 }
 
 static void gst_costream_mixer_pad_init(GstCostreamMixerPad *pad) {
@@ -720,7 +757,52 @@ bool update_converter(GstCostreamMixer *self, GstCostreamMixerPad *pad, const Gs
 
 } // namespace
 
-/* Streaming thread: an Opus packet (taken) to F32 48 kHz audio with the packet's timestamps, or
+/* Frames at 48 kHz of a time on the talker's timeline (INT64_MIN when unknown). */
+static int64_t opus_pos(GstClockTime t) {
+  return GST_CLOCK_TIME_IS_VALID(t)
+             ? static_cast<int64_t>(gst_util_uint64_scale_round(t, 48000, GST_SECOND))
+             : INT64_MIN;
+}
+
+/* Streaming thread: what the receiver decoded or concealed, as an F32 48 kHz buffer from
+ * `out.start` (flags from `like`, when given). */
+static GstBuffer *opus_pcm_buffer(GstCostreamMixerPadPrivate *pp,
+                                  const costream::OpusReceiver::Output &out, GstBuffer *like) {
+  const gsize size = static_cast<gsize>(out.frames) * pp->opus->channels() * sizeof(float);
+  GstBuffer *b = gst_buffer_new_memdup(pp->opus_pcm.data(), size);
+  if (like)
+    gst_buffer_copy_into(b, like, GST_BUFFER_COPY_FLAGS, 0, static_cast<gsize>(-1));
+  if (out.start != INT64_MIN) {
+    GST_BUFFER_PTS(b) = gst_util_uint64_scale_round(
+        static_cast<guint64>(std::max<int64_t>(0, out.start)), GST_SECOND, 48000);
+    GST_BUFFER_DURATION(b) =
+        gst_util_uint64_scale_round(
+            static_cast<guint64>(std::max<int64_t>(0, out.start) + out.frames), GST_SECOND, 48000) -
+        GST_BUFFER_PTS(b);
+  } else {
+    if (like)
+      GST_BUFFER_PTS(b) = GST_BUFFER_PTS(like);
+    GST_BUFFER_DURATION(b) = gst_util_uint64_scale_round(out.frames, GST_SECOND, 48000);
+  }
+  return b;
+}
+
+/* (data lock) The receiver's counters into the talker's stats. */
+static void opus_stats(GstCostreamMixerPadPrivate *pp,
+                       const costream::OpusReceiver::Counters &before) {
+  const auto &now = pp->opus->counters();
+  pp->stats.opus_concealed += now.concealed - before.concealed;
+  pp->stats.opus_recovered += now.recovered - before.recovered;
+  pp->stats.opus_dtx += now.dtx - before.dtx;
+  pp->in_dtx = pp->opus->in_dtx();
+}
+
+/* (data lock) Whether the output is live, for the talker's own thread (see set_fill_dtx). */
+static void opus_follow_mode(GstCostreamMixer *self, GstCostreamMixerPadPrivate *pp) {
+  pp->opus_live = mixer_priv(self)->live;
+}
+
+/* Streaming thread: an Opus packet (taken) to F32 48 kHz audio, the hole before it concealed, or
  * silence of its duration when the subclass says it cannot be heard. nullptr: unreadable. */
 static GstBuffer *decode_opus(GstCostreamMixer *self, GstCostreamMixerPad *pad, GstBuffer *buf,
                               int meta_level) {
@@ -738,36 +820,23 @@ static GstBuffer *decode_opus(GstCostreamMixer *self, GstCostreamMixerPad *pad, 
     gst_buffer_unref(buf);
     return nullptr;
   }
-  const gsize size = static_cast<gsize>(frames) * pp->opus_channels * sizeof(float);
-  GstBuffer *out = gst_buffer_new_allocate(nullptr, size, nullptr);
-  GstMapInfo omap;
-  gst_buffer_map(out, &omap, GST_MAP_WRITE);
   auto *klass = GST_COSTREAM_MIXER_GET_CLASS(self);
   const bool skip = meta_level >= 0 && klass->skip_decode &&
                     klass->skip_decode(self, pad, -static_cast<double>(meta_level));
-  int decoded = frames;
-  if (skip) {
-    memset(omap.data, 0, size);
-    pp->opus_skipped = true;
-  } else {
-    if (pp->opus_skipped) {
-      pp->opus->reset(); /* its state is from before the skipped packets */
-      pp->opus_skipped = false;
-    }
-    decoded = pp->opus->decode(map.data, map.size, reinterpret_cast<float *>(omap.data), frames);
-  }
-  gst_buffer_unmap(out, &omap);
+  const auto before = pp->opus->counters();
+  costream::OpusReceiver::Output out;
+  pp->opus->set_fill_dtx(!pp->opus_live);
+  const bool ok = pp->opus->packet(map.data, map.size, frames, opus_pos(GST_BUFFER_PTS(buf)), !skip,
+                                   &pp->opus_pcm, &out);
   gst_buffer_unmap(buf, &map);
-  if (decoded != frames) {
-    GST_WARNING_OBJECT(pad, "dropped an Opus packet that did not decode (%d)", decoded);
-    gst_buffer_unref(out);
+  if (!ok) {
+    GST_WARNING_OBJECT(pad, "dropped an Opus packet that did not decode");
     gst_buffer_unref(buf);
     return nullptr;
   }
-  gst_buffer_copy_into(
-      out, buf, static_cast<GstBufferCopyFlags>(GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS),
-      0, static_cast<gsize>(-1));
-  GST_BUFFER_DURATION(out) = gst_util_uint64_scale_round(frames, GST_SECOND, 48000);
+  GstBuffer *pcm = opus_pcm_buffer(pp, out, buf);
+  if (out.frames > frames) /* the hole before it was concealed: the stream goes on unbroken */
+    GST_BUFFER_FLAG_UNSET(pcm, GST_BUFFER_FLAG_DISCONT);
   gst_buffer_unref(buf);
   {
     Lock lk(mixer_priv(self)->lock);
@@ -775,8 +844,63 @@ static GstBuffer *decode_opus(GstCostreamMixer *self, GstCostreamMixerPad *pad, 
       pp->stats.opus_skipped++;
     else
       pp->stats.opus_decoded++;
+    opus_stats(pp, before);
+    opus_follow_mode(self, pp);
   }
-  return out;
+  return pcm;
+}
+
+/* Streaming thread of `pad`: the output format to convert to. One data lock per buffer: once
+ * the talker knows the output format, it converts without asking (its previous buffer already
+ * waited for room after it was queued) and takes the lock only to queue. Until then, and after a
+ * format change, it asks first. */
+static GstFlowReturn talker_format(GstCostreamMixer *self, GstCostreamMixerPad *mpad,
+                                   GstAudioInfo *out, guint64 *generation) {
+  auto *pp = pad_priv(mpad);
+  *generation = mixer_priv(self)->published_generation.load(std::memory_order_acquire);
+  if (*generation != 0 && *generation == pp->converter_generation) {
+    *out = pp->converter_out;
+  } else if (GstFlowReturn ret = wait_for_room(self, mpad, out, generation); ret != GST_FLOW_OK) {
+    return ret;
+  }
+  if (!pp->converter.has_input()) {
+    GST_ELEMENT_ERROR(
+        self, CORE, NEGOTIATION,
+        ("Talker on pad %s sent audio before its format (no caps).", GST_PAD_NAME(mpad)),
+        (nullptr));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  if (!update_converter(self, mpad, *out, *generation))
+    return GST_FLOW_NOT_NEGOTIATED;
+  return GST_FLOW_OK;
+}
+
+/* Streaming thread of `pad`: converts a buffer in the talker's input format (taken; decoded
+ * already for Opus), computes its power, and queues it; with `then_wait`, then waits for room. */
+static GstFlowReturn queue_input(GstCostreamMixer *self, GstCostreamMixerPad *mpad, GstBuffer *buf,
+                                 gsize bytes, int meta_level, const GstAudioInfo &out,
+                                 guint64 generation, bool then_wait) {
+  auto *pp = pad_priv(mpad);
+  TalkerConverter::Converted c;
+  if (!pp->converter.convert(buf, &pp->segment, &c)) {
+    Lock lk(mixer_priv(self)->lock);
+    pp->stats.buffers++;
+    pp->stats.bytes += bytes;
+    pp->stats.dropped++;
+    GST_WARNING_OBJECT(mpad, "dropped a buffer that could not be read or converted");
+    return GST_FLOW_OK;
+  }
+  set_chunk_power(c.chunk, out, meta_level);
+  if (KLASS(self)->samples_unheard && !pp->opus && c.chunk.power >= 0.f && c.chunk.data) {
+    const double ms = 1000.0 * c.chunk.frames / GST_AUDIO_INFO_RATE(&out);
+    const double level = pp->shadow_meter.update(c.chunk.power, ms);
+    c.unheard = KLASS(self)->samples_unheard(self, mpad, level, ms);
+  }
+  if (c.unheard)
+    to_silence(pp, c.chunk, out);
+  else if (!KLASS(self)->forwards_inputs)
+    to_pool(pp, c.chunk, out);
+  return queue_converted(self, mpad, generation, c, bytes, true, then_wait);
 }
 
 static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) {
@@ -784,29 +908,11 @@ static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *paren
   auto *mpad = GST_COSTREAM_MIXER_PAD(pad);
   auto *pp = pad_priv(mpad);
   const gsize bytes = gst_buffer_get_size(buf);
-
-  /* One data lock per buffer: once the talker knows the output format, it converts without asking
-   * (the previous buffer already waited for room after it was queued) and takes the lock only to
-   * queue. Until then, and after a format change, it asks first. */
   GstAudioInfo out;
-  guint64 generation = mixer_priv(self)->published_generation.load(std::memory_order_acquire);
-  const bool known = generation != 0 && generation == pp->converter_generation;
-  if (known) {
-    out = pp->converter_out;
-  } else if (GstFlowReturn ret = wait_for_room(self, mpad, &out, &generation); ret != GST_FLOW_OK) {
+  guint64 generation;
+  if (GstFlowReturn ret = talker_format(self, mpad, &out, &generation); ret != GST_FLOW_OK) {
     gst_buffer_unref(buf);
     return ret;
-  }
-  if (!pp->converter.has_input()) {
-    gst_buffer_unref(buf);
-    GST_ELEMENT_ERROR(
-        self, CORE, NEGOTIATION,
-        ("Talker on pad %s sent audio before its format (no caps).", GST_PAD_NAME(pad)), (nullptr));
-    return GST_FLOW_NOT_NEGOTIATED;
-  }
-  if (!update_converter(self, mpad, out, generation)) {
-    gst_buffer_unref(buf);
-    return GST_FLOW_NOT_NEGOTIATED;
   }
   int meta_level = -1;
   if (GstAudioLevelMeta *meta = gst_buffer_get_audio_level_meta(buf))
@@ -821,26 +927,32 @@ static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *paren
       return GST_FLOW_OK;
     }
   }
-  TalkerConverter::Converted c;
-  if (!pp->converter.convert(buf, &pp->segment, &c)) {
+  return queue_input(self, mpad, buf, bytes, meta_level, out, generation, true);
+}
+
+/* An Opus talker's GAP (a loss its jitter buffer gave up on): concealed now, but for the last
+ * packet's worth, which the next packet may recover from its FEC (see OpusReceiver::gap). Nothing
+ * is queued otherwise: the next packet fills the hole. */
+static void opus_gap(GstCostreamMixer *self, GstCostreamMixerPad *pad, GstClockTime ts,
+                     GstClockTime dur) {
+  auto *pp = pad_priv(pad);
+  const auto before = pp->opus->counters();
+  costream::OpusReceiver::Output o;
+  pp->opus->gap(opus_pos(ts), opus_pos(dur), &pp->opus_pcm, &o);
+  if (o.frames == 0)
+    return;
+  GstBuffer *pcm = opus_pcm_buffer(pp, o, nullptr);
+  {
     Lock lk(mixer_priv(self)->lock);
-    pp->stats.buffers++;
-    pp->stats.bytes += bytes;
-    pp->stats.dropped++;
-    GST_WARNING_OBJECT(pad, "dropped a buffer that could not be read or converted");
-    return GST_FLOW_OK;
+    opus_stats(pp, before);
   }
-  set_chunk_power(c.chunk, out, meta_level);
-  if (KLASS(self)->samples_unheard && !pp->opus && c.chunk.power >= 0.f && c.chunk.data) {
-    const double ms = 1000.0 * c.chunk.frames / GST_AUDIO_INFO_RATE(&out);
-    const double level = pp->shadow_meter.update(c.chunk.power, ms);
-    c.unheard = KLASS(self)->samples_unheard(self, mpad, level, ms);
+  GstAudioInfo out;
+  guint64 generation;
+  if (talker_format(self, pad, &out, &generation) != GST_FLOW_OK) {
+    gst_buffer_unref(pcm);
+    return;
   }
-  if (c.unheard)
-    to_silence(pp, c.chunk, out);
-  else if (!KLASS(self)->forwards_inputs)
-    to_pool(pp, c.chunk, out);
-  return queue_converted(self, mpad, generation, c, bytes, true, true);
+  queue_input(self, pad, pcm, 0, -1, out, generation, false);
 }
 
 /* A GAP event: silence for its duration, so the time counts as covered (non-live alignment). */
@@ -848,6 +960,11 @@ static void gst_costream_mixer_sink_gap(GstCostreamMixer *self, GstCostreamMixer
                                         GstEvent *event) {
   GstClockTime ts, dur;
   gst_event_parse_gap(event, &ts, &dur);
+  if (pad_priv(pad)->opus) {
+    if (GST_CLOCK_TIME_IS_VALID(ts) && GST_CLOCK_TIME_IS_VALID(dur))
+      opus_gap(self, pad, ts, dur);
+    return;
+  }
   GstAudioInfo out;
   guint64 generation;
   if (!GST_CLOCK_TIME_IS_VALID(dur) || wait_for_room(self, pad, &out, &generation) != GST_FLOW_OK)
@@ -892,15 +1009,14 @@ static gboolean gst_costream_mixer_sink_event(GstPad *pad, GstObject *parent, Gs
         gst_event_unref(event);
         return FALSE;
       }
-      if (!pp->opus || pp->opus_channels != channels) {
-        pp->opus = std::make_unique<costream::OpusDec>();
-        if (!pp->opus->init(48000, channels, &why)) {
+      if (!pp->opus || pp->opus->channels() != channels) {
+        pp->opus = std::make_unique<costream::OpusReceiver>();
+        if (!pp->opus->init(channels, &why)) {
           pp->opus.reset();
           post_negotiation_error(self, pad, "no Opus decoder: " + why, caps);
           gst_event_unref(event);
           return FALSE;
         }
-        pp->opus_channels = channels;
       }
       raw = gst_caps_new_simple("audio/x-raw", "format", G_TYPE_STRING, "F32LE", "rate", G_TYPE_INT,
                                 48000, "channels", G_TYPE_INT, channels, "layout", G_TYPE_STRING,
@@ -1171,10 +1287,8 @@ void update_latency(GstCostreamMixer *self) {
 /* ---- output ------------------------------------------------------------------------------ */
 
 gboolean gst_costream_mixer_push_caps(GstCostreamMixer *self, GstPad *pad, GstCaps *caps) {
-  if (GST_IS_COSTREAM_FEED_PAD(pad)) { /* queued in order with the feed's buffers */
-    gst_costream_feed_pad_set_caps(GST_COSTREAM_FEED_PAD(pad), caps);
-    return TRUE;
-  }
+  if (GST_IS_COSTREAM_FEED_PAD(pad)) /* queued in order with the feed's buffers */
+    return gst_costream_feed_pad_set_caps(GST_COSTREAM_FEED_PAD(pad), caps);
   if (GstEvent *ss = gst_pad_get_sticky_event(pad, GST_EVENT_STREAM_START, 0)) {
     gst_event_unref(ss);
   } else {
@@ -1561,8 +1675,10 @@ static void gst_costream_mixer_loop(gpointer user_data) {
       pp->missing_frames = 0;
     } else if (pp->ever_had_data && !pp->eos) {
       pp->missing_frames += n;
+      const GstClockTime stall_after =
+          pp->in_dtx ? std::max<GstClockTime>(timeout_ns, DTX_STALL) : timeout_ns;
       if (!pp->stalled &&
-          gst_util_uint64_scale(pp->missing_frames, GST_SECOND, rate) >= timeout_ns) {
+          gst_util_uint64_scale(pp->missing_frames, GST_SECOND, rate) >= stall_after) {
         pp->stalled = true;
         pp->stats.timeouts++;
         GST_INFO_OBJECT(pad, "talker stalled: no data for %" GST_TIME_FORMAT,
@@ -2016,14 +2132,15 @@ GstStructure *gst_costream_mixer_pad_stats(GstCostreamMixerPad *p) {
   const double volume = pp->volume;
   const gboolean mute = pp->mute;
   GST_OBJECT_UNLOCK(p);
-  return gst_structure_new("talker", "pad", G_TYPE_STRING, GST_PAD_NAME(p), "bytes", G_TYPE_UINT64,
-                           st.bytes, "buffers", G_TYPE_UINT64, st.buffers, "dropped", G_TYPE_UINT64,
-                           st.dropped, "late", G_TYPE_UINT64, st.late, "late-frames", G_TYPE_UINT64,
-                           st.late_frames, "timeouts", G_TYPE_UINT64, st.timeouts, "level",
-                           G_TYPE_DOUBLE, st.level, "active", G_TYPE_BOOLEAN, st.active,
-                           "opus-decoded", G_TYPE_UINT64, st.opus_decoded, "opus-skipped",
-                           G_TYPE_UINT64, st.opus_skipped, "unheard", G_TYPE_UINT64, st.unheard,
-                           "volume", G_TYPE_DOUBLE, volume, "mute", G_TYPE_BOOLEAN, mute, nullptr);
+  return gst_structure_new(
+      "talker", "pad", G_TYPE_STRING, GST_PAD_NAME(p), "bytes", G_TYPE_UINT64, st.bytes, "buffers",
+      G_TYPE_UINT64, st.buffers, "dropped", G_TYPE_UINT64, st.dropped, "late", G_TYPE_UINT64,
+      st.late, "late-frames", G_TYPE_UINT64, st.late_frames, "timeouts", G_TYPE_UINT64, st.timeouts,
+      "level", G_TYPE_DOUBLE, st.level, "active", G_TYPE_BOOLEAN, st.active, "opus-decoded",
+      G_TYPE_UINT64, st.opus_decoded, "opus-skipped", G_TYPE_UINT64, st.opus_skipped,
+      "opus-concealed", G_TYPE_UINT64, st.opus_concealed, "opus-recovered", G_TYPE_UINT64,
+      st.opus_recovered, "opus-dtx", G_TYPE_UINT64, st.opus_dtx, "unheard", G_TYPE_UINT64,
+      st.unheard, "volume", G_TYPE_DOUBLE, volume, "mute", G_TYPE_BOOLEAN, mute, nullptr);
 }
 
 guint gst_costream_mixer_pads_stats(GstCostreamMixer *self, GValue *array, guint *active) {

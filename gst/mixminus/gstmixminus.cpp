@@ -834,7 +834,16 @@ static void gst_mix_minus_pad_removed(GstCostreamMixer *mixer, GstCostreamMixerP
                                                              GST_PAD(pad), GST_CLOCK_TIME_NONE));
   GST_DEBUG_OBJECT(self, "participant %u left", mpad->index);
   if (src) {
+    /* The feed's thread may be held downstream (a prerolled sink, a full queue): flush it out so
+     * that stopping the thread does not wait on it, then leave the peer usable again. */
+    GstPad *peer = gst_pad_get_peer(src);
+    if (peer)
+      gst_pad_send_event(peer, gst_event_new_flush_start());
     gst_pad_set_active(src, FALSE);
+    if (peer) {
+      gst_pad_send_event(peer, gst_event_new_flush_stop(TRUE));
+      gst_object_unref(peer);
+    }
     gst_element_remove_pad(GST_ELEMENT(self), src);
     gst_object_unref(src);
   }
@@ -1217,8 +1226,7 @@ static void gst_mix_minus_class_init(GstMixMinusClass *klass) {
                           "Most audio (ns) each src pad queues for its downstream; live, older "
                           "buffers are dropped beyond it (src pad dropped-buffers), non-live the "
                           "room waits",
-                          10 * GST_MSECOND, 10 * GST_SECOND,
-                          COSTREAM_MIXER_DEFAULT_FEED_QUEUE_TIME,
+                          10 * GST_MSECOND, 10 * GST_SECOND, COSTREAM_MIXER_DEFAULT_FEED_QUEUE_TIME,
                           static_cast<GParamFlags>(G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
                                                    G_PARAM_STATIC_STRINGS)));
   /**

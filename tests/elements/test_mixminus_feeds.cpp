@@ -273,6 +273,10 @@ TEST_CASE("Live: one participant's downstream blocked for 2 s costs only that fe
     }
   REQUIRE(disc > 0);
   CHECK(e1[disc].pts > e1[disc - 1].pts + e1[disc - 1].duration); /* the drop shows */
+  size_t disconts = 0;                                            /* and only there */
+  for (size_t k = 1; k < e1.size(); k++)
+    disconts += e1[k].discont;
+  CHECK(disconts == 1);
   const auto &last = e1.back();
   CHECK(GST_CLOCK_DIFF(last.pts, last.arrival) < 500 * GST_MSECOND);
   std::vector<FeedLog::Entry> after(e1.begin() + disc, e1.end());
@@ -353,6 +357,346 @@ TEST_CASE("A flushing seek empties every return feed's queue", "[mixminus][feeds
           Approx(amp[i]).margin(0.005));
   }
   CHECK(wait_eos_or_error(p).empty());
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+}
+
+/* ---- Opus input with losses ------------------------------------------------------------- */
+
+#include "audio/opusreceiver.h"
+
+#include <random>
+
+namespace {
+
+struct OpusStream {
+  std::vector<std::vector<uint8_t>> packets; /* 20 ms each */
+  std::vector<bool> lost;
+};
+
+/* 10 s of a 440 Hz tone at 0.3, 20 ms Opus packets at 32 kbit/s, `pct` % of them lost at random
+ * (seeded, so runs repeat). */
+OpusStream lossy_tone(double pct, bool fec, unsigned seed) {
+  costream::OpusEnc enc;
+  costream::OpusSettings s;
+  s.bitrate = 32000;
+  s.inband_fec = fec;
+  s.packet_loss_percentage = fec ? 10 : 0;
+  REQUIRE(enc.init(s));
+  auto t = testsig::tone(440, kRate, 10 * kRate, 0.3);
+  std::vector<float> x(t.begin(), t.end());
+  OpusStream o;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (size_t f = 0; f + 960 <= x.size(); f += 960) {
+    std::vector<uint8_t> p(1500);
+    const int n = enc.encode(&x[f], costream::SampleFormat::F32, 960, p.data(), 1500);
+    REQUIRE(n > 0);
+    p.resize(n);
+    o.packets.push_back(p);
+    const size_t i = o.packets.size() - 1;
+    o.lost.push_back(i >= 2 && f + 5 * 960 < x.size() && u(rng) < pct / 100.0);
+  }
+  return o;
+}
+
+/* An appsrc buffer of size 0 flagged GAP stands for a lost packet: this probe turns it into a GAP
+ * event, as rtpjitterbuffer do-lost=true and rtpopusdepay send. */
+GstPadProbeReturn gap_marker_to_event(GstPad *pad, GstPadProbeInfo *info, gpointer) {
+  GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER(info);
+  if (gst_buffer_get_size(b) != 0 || !GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_GAP))
+    return GST_PAD_PROBE_OK;
+  gst_pad_push_event(pad, gst_event_new_gap(GST_BUFFER_PTS(b), GST_BUFFER_DURATION(b)));
+  gst_buffer_unref(b);
+  GST_PAD_PROBE_INFO_DATA(info) = nullptr;
+  return GST_PAD_PROBE_HANDLED;
+}
+
+/* Plays `desc` (appsrc `op` with the Opus packets, optional raw appsrc `quiet` with 10 s of
+ * silence, appsink `out`), lost packets left out or announced as GAP events. Returns the output
+ * as doubles. */
+std::vector<double> play_lossy(const std::string &desc, const OpusStream &o, bool gaps,
+                               GstElement **keep = nullptr) {
+  GstElement *p = launch(desc);
+  GstElement *op = gst_bin_get_by_name(GST_BIN(p), "op");
+  GstPad *opad = gst_element_get_static_pad(op, "src");
+  gst_pad_add_probe(opad, GST_PAD_PROBE_TYPE_BUFFER, gap_marker_to_event, nullptr, nullptr);
+  gst_object_unref(opad);
+  GstElement *quiet = gst_bin_get_by_name(GST_BIN(p), "quiet");
+  GstElement *out = gst_bin_get_by_name(GST_BIN(p), "out");
+  REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (size_t i = 0; i < o.packets.size(); i++) {
+    const GstClockTime pts = i * 20 * GST_MSECOND;
+    GstBuffer *b;
+    if (o.lost[i]) {
+      if (!gaps)
+        continue;
+      b = gst_buffer_new();
+      GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_GAP);
+    } else {
+      b = gst_buffer_new_memdup(o.packets[i].data(), o.packets[i].size());
+    }
+    GST_BUFFER_PTS(b) = pts;
+    GST_BUFFER_DURATION(b) = 20 * GST_MSECOND;
+    REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(op), b) == GST_FLOW_OK);
+  }
+  gst_app_src_end_of_stream(GST_APP_SRC(op));
+  if (quiet) {
+    std::vector<int16_t> zeros(480, 0);
+    for (int i = 0; i < 1000; i++)
+      REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(quiet),
+                                      s16_buffer(zeros, i * 10 * GST_MSECOND, 10 * GST_MSECOND)) ==
+              GST_FLOW_OK);
+    gst_app_src_end_of_stream(GST_APP_SRC(quiet));
+    gst_object_unref(quiet);
+  }
+  Collected c;
+  pull_all(out, c);
+  gst_object_unref(out);
+  gst_object_unref(op);
+  if (keep) {
+    *keep = p; /* the caller reads its counters, then stops it */
+  } else {
+    gst_element_set_state(p, GST_STATE_NULL);
+    gst_object_unref(p);
+  }
+  return c.channel(0, 1);
+}
+
+double dropout_windows(const std::vector<double> &x) {
+  REQUIRE(x.size() > 2 * 4800u);
+  std::vector<double> mid(x.begin() + 4800, x.end() - 4800);
+  return testsig::dropout_fraction(mid, 440, kRate, 480, 0.03); /* 20 dB under the talker */
+}
+
+const char *kOpusCaps = "audio/x-opus,channel-mapping-family=0,channels=1,rate=48000";
+
+std::string mixminus_room() {
+  return std::string("appsrc name=op format=time caps=\"") + kOpusCaps +
+         "\" ! mm.sink_0 appsrc name=quiet format=time "
+         "caps=audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved ! mm.sink_1 "
+         "mixminus name=mm max-speakers=0 mm.src_0 ! fakesink sync=false mm.src_1 ! "
+         "audio/x-raw,format=S16LE,rate=48000,channels=1 ! appsink name=out sync=false";
+}
+
+guint64 pad_counter(GstElement *p, const char *pad, const char *prop) {
+  GstElement *mm = gst_bin_get_by_name(GST_BIN(p), "mm");
+  GstPad *sp = gst_element_get_static_pad(mm, pad);
+  guint64 v = G_MAXUINT64;
+  g_object_get(sp, prop, &v, nullptr);
+  gst_object_unref(sp);
+  gst_object_unref(mm);
+  return v;
+}
+
+} // namespace
+
+TEST_CASE("Opus input at 5% loss: lost packets concealed, as opusdec plc=true does",
+          "[mixminus][opus][loss]") {
+  auto o = lossy_tone(5.0, false, 42);
+  size_t n_lost = 0;
+  for (bool l : o.lost)
+    n_lost += l;
+  for (bool gaps : {false, true}) {
+    INFO((gaps ? "losses announced by GAP events" : "losses as holes in the timestamps"));
+    GstElement *p = nullptr;
+    auto mm = play_lossy(mixminus_room(), o, gaps, &p);
+    const guint64 concealed = pad_counter(p, "sink_0", "concealed");
+    const guint64 recovered = pad_counter(p, "sink_0", "recovered");
+    gst_element_set_state(p, GST_STATE_NULL);
+    gst_object_unref(p);
+    /* The same packets through GStreamer's decoder with concealment, then audiomixer. */
+    auto ref = play_lossy(std::string("appsrc name=op format=time caps=\"") + kOpusCaps +
+                              "\" ! opusdec plc=true ! audiomixer ! "
+                              "audio/x-raw,format=S16LE,rate=48000,channels=1 ! "
+                              "appsink name=out sync=false",
+                          o, true);
+    const double d_mm = dropout_windows(mm), d_ref = dropout_windows(ref);
+    INFO("lost " << n_lost << " of " << o.packets.size() << "; 10 ms windows 20 dB under the "
+                 << "talker: mixminus " << d_mm << ", opusdec plc=true + audiomixer " << d_ref);
+    CHECK(concealed == n_lost);
+    CHECK(recovered == 0);
+    CHECK(mm.size() == ref.size());
+    CHECK(d_mm <= d_ref + 0.002);
+    CHECK(d_mm < 0.025); /* left as silence, each loss is two windows: about 0.1 */
+  }
+}
+
+TEST_CASE("Opus input with in-band FEC: losses followed by FEC are recovered",
+          "[mixminus][opus][loss]") {
+  auto o = lossy_tone(5.0, true, 42);
+  size_t n_lost = 0, n_fec = 0;
+  for (size_t i = 0; i < o.packets.size(); i++) {
+    n_lost += o.lost[i];
+    if (o.lost[i] && i + 1 < o.packets.size() && !o.lost[i + 1])
+      n_fec += costream::opus_packet_has_fec(o.packets[i + 1].data(), o.packets[i + 1].size());
+  }
+  GstElement *p = nullptr;
+  auto mm = play_lossy(mixminus_room(), o, true, &p);
+  const guint64 concealed = pad_counter(p, "sink_0", "concealed");
+  const guint64 recovered = pad_counter(p, "sink_0", "recovered");
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+  INFO("lost " << n_lost << ", " << n_fec << " followed by a packet with FEC; dropout windows "
+               << dropout_windows(mm));
+  CHECK(recovered == n_fec);
+  CHECK(concealed + recovered == n_lost);
+  CHECK(dropout_windows(mm) < 0.025);
+}
+
+TEST_CASE("Opus DTX: a silent talker's sparse packets are silence, not losses or a stall",
+          "[mixminus][opus][loss]") {
+  /* 1 s of tone, 3 s of silence, 1 s of tone, with DTX; the tiny DTX packets are not sent but the
+   * first of each run (rtpopuspay dtx=true), so the stream has holes of up to 400 ms. */
+  costream::OpusEnc enc;
+  costream::OpusSettings s;
+  s.bitrate = 32000;
+  s.dtx = true;
+  REQUIRE(enc.init(s));
+  auto t = testsig::tone(440, kRate, 5 * kRate, 0.3);
+  std::vector<float> x(t.begin(), t.end());
+  std::fill(x.begin() + kRate, x.begin() + 4 * kRate, 0.f);
+  OpusStream o;
+  size_t tiny = 0;
+  for (size_t f = 0; f + 960 <= x.size(); f += 960) {
+    std::vector<uint8_t> p(1500);
+    const int n = enc.encode(&x[f], costream::SampleFormat::F32, 960, p.data(), 1500);
+    REQUIRE(n > 0);
+    p.resize(n);
+    const bool skip = n <= 2 && !o.packets.empty() && o.packets.back().size() <= 2;
+    tiny += skip;
+    o.packets.push_back(p);
+    o.lost.push_back(skip);
+  }
+  REQUIRE(tiny > 50);
+  GstElement *p = nullptr;
+  auto y = play_lossy(mixminus_room(), o, false, &p);
+  CHECK(pad_counter(p, "sink_0", "concealed") == 0);
+  CHECK(pad_counter(p, "sink_0", "timeouts") == 0);
+  GstElement *mm = gst_bin_get_by_name(GST_BIN(p), "mm");
+  GstStructure *stats = nullptr;
+  g_object_get(mm, "stats", &stats, nullptr);
+  const GstStructure *ps =
+      gst_value_get_structure(gst_value_array_get_value(gst_structure_get_value(stats, "pads"), 0));
+  guint64 dtx = 0;
+  CHECK(gst_structure_get_uint64(ps, "opus-dtx", &dtx));
+  CHECK(dtx > 0);
+  gst_structure_free(stats);
+  gst_object_unref(mm);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+  REQUIRE(y.size() >= 5u * kRate);
+  CHECK(testsig::amplitude_near(&y[kRate / 2], kRate / 2, 440, kRate) == Approx(0.3).margin(0.05));
+  CHECK(testsig::amplitude_near(&y[2 * kRate], kRate, 440, kRate) < 0.01);
+  CHECK(testsig::amplitude_near(&y[4 * kRate + kRate / 4], kRate / 2, 440, kRate) ==
+        Approx(0.3).margin(0.05));
+}
+
+namespace {
+
+/* What one feed's sink saw, in order: 'S' segment (start), 'F' flush-stop, 'B' buffer (pts). */
+struct Order {
+  std::mutex lock;
+  std::vector<std::pair<char, GstClockTime>> seen;
+  static GstPadProbeReturn probe(GstPad *, GstPadProbeInfo *info, gpointer data) {
+    auto *o = static_cast<Order *>(data);
+    std::lock_guard<std::mutex> lk(o->lock);
+    if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) {
+      o->seen.push_back({'B', GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info))});
+      g_usleep(5000); /* a slow consumer: the feed keeps a backlog */
+    } else if (GstEvent *ev = GST_PAD_PROBE_INFO_EVENT(info)) {
+      if (GST_EVENT_TYPE(ev) == GST_EVENT_SEGMENT) {
+        const GstSegment *seg;
+        gst_event_parse_segment(ev, &seg);
+        o->seen.push_back({'S', seg->start});
+      } else if (GST_EVENT_TYPE(ev) == GST_EVENT_FLUSH_STOP) {
+        o->seen.push_back({'F', 0});
+      }
+    }
+    return GST_PAD_PROBE_OK;
+  }
+};
+
+} // namespace
+
+TEST_CASE("A flushing seek while a feed is behind: nothing from before it follows FLUSH_STOP",
+          "[mixminus][feeds]") {
+  GstElement *p = launch("mixminus name=mm max-speakers=0 "
+                         "audiotestsrc freq=440 volume=0.3 ! audio/x-raw,rate=48000 ! mm.sink_0 "
+                         "audiotestsrc freq=1000 volume=0.2 ! audio/x-raw,rate=48000 ! mm.sink_1 "
+                         "mm.src_0 ! fakesink name=f0 sync=false mm.src_1 ! fakesink name=f1 "
+                         "sync=false");
+  Order order;
+  GstElement *f1 = gst_bin_get_by_name(GST_BIN(p), "f1");
+  GstPad *pad = gst_element_get_static_pad(f1, "sink");
+  gst_pad_add_probe(pad,
+                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
+                                                 GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM |
+                                                 GST_PAD_PROBE_TYPE_EVENT_FLUSH),
+                    Order::probe, &order, nullptr);
+  gst_object_unref(pad);
+  gst_object_unref(f1);
+  REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  REQUIRE(gst_element_get_state(p, nullptr, nullptr, 10 * GST_SECOND) == GST_STATE_CHANGE_SUCCESS);
+  g_usleep(300000);
+  REQUIRE(gst_element_seek_simple(p, GST_FORMAT_TIME, GST_SEEK_FLAG_FLUSH, 60 * GST_SECOND));
+  g_usleep(300000);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+
+  std::lock_guard<std::mutex> lk(order.lock);
+  auto flush = std::find_if(order.seen.begin(), order.seen.end(),
+                            [](const std::pair<char, GstClockTime> &e) { return e.first == 'F'; });
+  REQUIRE(flush != order.seen.end());
+  size_t before = 0, after = 0;
+  for (auto it = order.seen.begin(); it != flush; ++it)
+    before += it->first == 'B';
+  REQUIRE(before > 0);
+  bool segment = false;
+  for (auto it = flush + 1; it != order.seen.end(); ++it) {
+    if (it->first == 'S') {
+      CHECK(it->second == 60 * GST_SECOND);
+      segment = true;
+    } else if (it->first == 'B') {
+      INFO("buffer at " << GST_TIME_AS_MSECONDS(it->second) << " ms after FLUSH_STOP");
+      CHECK(segment); /* a segment first */
+      CHECK(it->second >= 60 * GST_SECOND);
+      after++;
+    }
+  }
+  CHECK(after > 0);
+}
+
+TEST_CASE("Releasing a participant whose downstream is blocked does not wait for it",
+          "[mixminus][feeds][live]") {
+  /* src_1 feeds an appsink nobody pulls (max-buffers=1): its thread blocks there. */
+  GstElement *p = launch("mixminus name=mm "
+                         "audiotestsrc is-live=true freq=440 ! mm.sink_0 "
+                         "audiotestsrc is-live=true freq=660 ! mm.sink_1 "
+                         "mm.src_0 ! fakesink sync=true name=f0 "
+                         "mm.src_1 ! appsink name=stuck max-buffers=1 drop=false sync=false");
+  FeedLog log0;
+  log0.attach(p, "f0");
+  REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  wait_for_buffers(log0, 50);
+  GstElement *mm = gst_bin_get_by_name(GST_BIN(p), "mm");
+  GstPad *sink1 = gst_element_get_static_pad(mm, "sink_1");
+  REQUIRE(sink1 != nullptr);
+  std::atomic<bool> released{false};
+  std::thread t([&] {
+    gst_element_release_request_pad(mm, sink1);
+    released = true;
+  });
+  const gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+  while (!released && g_get_monotonic_time() < end)
+    g_usleep(10000);
+  CHECK(released);
+  t.join(); /* (joins at once when released) */
+  CHECK(gst_element_get_static_pad(mm, "src_1") == nullptr);
+  const size_t n = log0.size();
+  wait_for_buffers(log0, n + 20); /* participant 0 goes on */
+  gst_object_unref(sink1);
+  gst_object_unref(mm);
   gst_element_set_state(p, GST_STATE_NULL);
   gst_object_unref(p);
 }
