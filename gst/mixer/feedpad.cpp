@@ -87,6 +87,13 @@ enum {
   PROP_QUEUED_TIME,
 };
 
+/* (feed lock) Wakes the feed's thread if it waits. */
+static void wake_task(FeedPrivate *fp) {
+  fp->kicked = true;
+  if (fp->task_waiting)
+    fp->cond.notify_one();
+}
+
 namespace costream {
 
 void feed_group_add(FeedGroup *group, GstCostreamFeedPad *pad) {
@@ -106,11 +113,8 @@ void FeedGroup::kick_all() {
   for (auto *pad : feeds_) {
     auto *fp = pad->priv;
     std::lock_guard<std::mutex> flk(fp->lock);
-    if (!fp->items.empty() && !fp->kicked) {
-      fp->kicked = true;
-      if (fp->task_waiting)
-        fp->cond.notify_one();
-    }
+    if (!fp->items.empty() && !fp->kicked)
+      wake_task(fp);
   }
 }
 
@@ -169,13 +173,6 @@ void drop_oldest(GstCostreamFeedPad *pad, FeedPrivate *fp, GstClockTime incoming
                     "downstream does not keep up: %" G_GUINT64_FORMAT " buffers dropped so far "
                     "(%" GST_TIME_FORMAT ")",
                     fp->dropped, GST_TIME_ARGS(fp->dropped_time));
-}
-
-/* (feed lock) Wakes the feed's thread if it waits. */
-void wake_task(FeedPrivate *fp) {
-  fp->kicked = true;
-  if (fp->task_waiting)
-    fp->cond.notify_one();
 }
 
 bool is_sticky_start(GstMiniObject *obj) {
@@ -419,11 +416,6 @@ gboolean gst_costream_feed_pad_set_caps(GstCostreamFeedPad *pad, GstCaps *caps) 
 gboolean gst_costream_feed_pad_started(GstCostreamFeedPad *pad) {
   Lock lk(pad->priv->lock);
   return pad->priv->caps != nullptr;
-}
-
-guint64 gst_costream_feed_pad_dropped(GstCostreamFeedPad *pad) {
-  Lock lk(pad->priv->lock);
-  return pad->priv->dropped;
 }
 
 GstPad *gst_costream_feed_pad_new(GstPadTemplate *templ, const gchar *name,

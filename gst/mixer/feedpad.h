@@ -85,6 +85,3 @@ gboolean gst_costream_feed_pad_set_caps(GstCostreamFeedPad *pad, GstCaps *caps);
 
 /* Whether caps were queued since the pad was activated (its stream has started). */
 gboolean gst_costream_feed_pad_started(GstCostreamFeedPad *pad);
-
-/* Buffers dropped because the downstream did not take them in time (live). */
-guint64 gst_costream_feed_pad_dropped(GstCostreamFeedPad *pad);

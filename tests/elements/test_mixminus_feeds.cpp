@@ -105,6 +105,23 @@ void wait_for_buffers(FeedLog &log, size_t n, GstClockTime timeout = 30 * GST_SE
   REQUIRE(log.size() >= n);
 }
 
+/* Three participants (audiotestsrc `src_opts`, tones `freqs` at 0.2), each return feed straight
+ * into `fakesink sink_opts name=sI`, logged by logs[I]. */
+GstElement *three_room(const char *src_opts, const char *sink_opts, const int freqs[3],
+                       FeedLog logs[3]) {
+  std::string desc = "mixminus name=mm ";
+  for (int i = 0; i < 3; i++)
+    desc += std::string("audiotestsrc ") + src_opts +
+            " samplesperbuffer=480 volume=0.2 freq=" + std::to_string(freqs[i]) +
+            " ! audio/x-raw,rate=48000 ! mm.sink_" + std::to_string(i) + " mm.src_" +
+            std::to_string(i) + " ! audio/x-raw,format=S16LE,channels=1 ! fakesink " + sink_opts +
+            " name=s" + std::to_string(i) + " ";
+  GstElement *p = launch(desc);
+  for (int i = 0; i < 3; i++)
+    logs[i].attach(p, ("s" + std::to_string(i)).c_str());
+  return p;
+}
+
 guint64 dropped_buffers(GstElement *pipeline, const char *src) {
   GstElement *mm = gst_bin_get_by_name(GST_BIN(pipeline), "mm");
   GstPad *pad = gst_element_get_static_pad(mm, src);
@@ -213,17 +230,8 @@ TEST_CASE("Live: one participant's downstream blocked for 2 s costs only that fe
    * src_0 and src_2 must go on arriving on time, contiguous and with their tones, while src_1
    * drops what it cannot queue (counted) and comes back when unblocked. */
   const int freqs[3] = {300, 500, 700};
-  std::string desc = "mixminus name=mm ";
-  for (int i = 0; i < 3; i++)
-    desc += "audiotestsrc is-live=true samplesperbuffer=480 volume=0.2 freq=" +
-            std::to_string(freqs[i]) + " ! audio/x-raw,rate=48000 ! mm.sink_" + std::to_string(i) +
-            " mm.src_" + std::to_string(i) +
-            " ! audio/x-raw,format=S16LE,channels=1 ! fakesink sync=true name=s" +
-            std::to_string(i) + " ";
-  GstElement *p = launch(desc);
   FeedLog logs[3];
-  for (int i = 0; i < 3; i++)
-    logs[i].attach(p, ("s" + std::to_string(i)).c_str());
+  GstElement *p = three_room("is-live=true", "sync=true", freqs, logs);
   logs[1].block_at = 1 * GST_SECOND;
   logs[1].block_for = 2 * GST_SECOND;
   REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
@@ -285,17 +293,8 @@ TEST_CASE("Live: one participant's downstream blocked for 2 s costs only that fe
 
 TEST_CASE("Non-live: a blocked feed holds the room back but nothing is lost", "[mixminus][feeds]") {
   const int freqs[3] = {300, 500, 700};
-  std::string desc = "mixminus name=mm ";
-  for (int i = 0; i < 3; i++)
-    desc += "audiotestsrc num-buffers=300 samplesperbuffer=480 volume=0.2 freq=" +
-            std::to_string(freqs[i]) + " ! audio/x-raw,rate=48000 ! mm.sink_" + std::to_string(i) +
-            " mm.src_" + std::to_string(i) +
-            " ! audio/x-raw,format=S16LE,channels=1 ! fakesink sync=false name=s" +
-            std::to_string(i) + " ";
-  GstElement *p = launch(desc);
   FeedLog logs[3];
-  for (int i = 0; i < 3; i++)
-    logs[i].attach(p, ("s" + std::to_string(i)).c_str());
+  GstElement *p = three_room("num-buffers=300", "sync=false", freqs, logs);
   logs[1].block_at = 1 * GST_SECOND;
   logs[1].block_for = 1 * GST_SECOND;
   REQUIRE(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
