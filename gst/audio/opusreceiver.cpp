@@ -43,8 +43,15 @@ bool OpusReceiver::init(int channels, std::string *why) {
 void OpusReceiver::reset() {
   dec_.reset();
   next_ = INT64_MIN;
+  real_end_ = INT64_MIN;
   last_dtx_ = false;
   fresh_ = true;
+}
+
+uint64_t OpusReceiver::packets_in(int64_t frames) const {
+  /* to the nearest packet: a hole measured from live timestamps is a packet's worth give or take
+   * a little, and a sliver of a millisecond or two is timing, not a lost packet */
+  return static_cast<uint64_t>((frames + last_frames_ / 2) / last_frames_);
 }
 
 void OpusReceiver::plc(int64_t frames, std::vector<float> *pcm) {
@@ -89,15 +96,19 @@ bool OpusReceiver::packet(const uint8_t *data, size_t len, int frames, int64_t p
     }
   } else if (!decode) {
     fresh_ = true; /* nothing to conceal from: the decoder starts over at the next decode */
-  } else if (tolerable && hole > max_conceal_) {
+  } else if (tolerable && pos - real_end_ > max_conceal_) {
     reset(); /* a pause, not a loss: start over */
   } else if (tolerable && conceal_ && !last_dtx_ && !fresh_) {
     out->start = next_;
-    const bool fec = !dtx && hole >= frames && opus_packet_has_fec(data, len);
-    const int64_t plc_frames = fec ? hole - frames : hole;
+    /* A hole a little short of a packet (live timestamps wander by a millisecond or two) is
+     * still one lost packet: its FEC is decoded whole and its start trimmed to fit. */
+    constexpr int64_t kSlack = kRate / 400; /* 2.5 ms */
+    const bool fec = !dtx && hole + kSlack >= frames && opus_packet_has_fec(data, len);
+    const int64_t plc_frames = fec ? std::max<int64_t>(0, hole - frames) : hole;
+    const int64_t fec_trim = fec ? std::max<int64_t>(0, frames - hole) : 0;
     if (plc_frames > 0) {
       plc(plc_frames, pcm);
-      counters_.concealed += static_cast<uint64_t>((plc_frames + last_frames_ - 1) / last_frames_);
+      counters_.concealed += packets_in(plc_frames);
       counters_.concealed_frames += static_cast<uint64_t>(plc_frames);
     }
     if (fec) {
@@ -106,12 +117,14 @@ bool OpusReceiver::packet(const uint8_t *data, size_t len, int frames, int64_t p
       const int got = dec_.decode_fec(data, len, pcm->data() + at, frames);
       if (got != frames) { /* conceal that part instead */
         pcm->resize(at);
-        plc(frames, pcm);
+        plc(frames - fec_trim, pcm);
         counters_.concealed++;
-        counters_.concealed_frames += static_cast<uint64_t>(frames);
+        counters_.concealed_frames += static_cast<uint64_t>(frames - fec_trim);
       } else {
+        pcm->erase(pcm->begin() + static_cast<std::ptrdiff_t>(at),
+                   pcm->begin() + static_cast<std::ptrdiff_t>(at + fec_trim * channels_));
         counters_.recovered++;
-        counters_.recovered_frames += static_cast<uint64_t>(frames);
+        counters_.recovered_frames += static_cast<uint64_t>(frames - fec_trim);
       }
     }
   }
@@ -140,6 +153,7 @@ bool OpusReceiver::packet(const uint8_t *data, size_t len, int frames, int64_t p
     next_ = pos + frames;
   else if (next_ != INT64_MIN)
     next_ += frames;
+  real_end_ = next_;
   out->frames = static_cast<int64_t>(pcm->size() / channels_);
   return true;
 }
@@ -150,16 +164,16 @@ void OpusReceiver::gap(int64_t pos, int64_t frames, std::vector<float> *pcm, Out
   out->frames = 0;
   if (!conceal_ || fresh_ || last_dtx_ || next_ == INT64_MIN || pos == INT64_MIN)
     return;
+  /* All but the last packet's worth, which the next packet's FEC may bring back, and no more
+   * than max_conceal after the last packet: a longer loss is a pause (the next packet starts
+   * over), whether it is announced in one GAP or packet by packet. */
   const int64_t end = pos + frames;
-  if (end - next_ > max_conceal_)
-    return; /* handled as a pause when the next packet comes */
-  /* All but the last packet's worth, which the next packet's FEC may bring back. */
-  const int64_t until = end - last_frames_;
+  const int64_t until = std::min(end - last_frames_, real_end_ + max_conceal_);
   if (until <= next_)
     return;
   const int64_t n = until - next_;
   plc(n, pcm);
-  counters_.concealed += static_cast<uint64_t>((n + last_frames_ - 1) / last_frames_);
+  counters_.concealed += packets_in(n);
   counters_.concealed_frames += static_cast<uint64_t>(n);
   next_ = until;
   out->frames = n;

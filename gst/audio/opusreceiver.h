@@ -10,7 +10,8 @@
  *     (`decode_fec`). A hole longer than `max_conceal` is not concealed (the talker paused; PLC
  *     would only fade out) and the decoder starts over.
  *   - A GAP (a loss the jitter buffer gave up on) is concealed at once, except its last packet's
- *     worth, left for the next packet's FEC.
+ *     worth, left for the next packet's FEC, and up to `max_conceal` after the last packet
+ *     received: GAPs beyond that are a pause too (silence, then the decoder starts over).
  *   - DTX: a packet of at most 2 bytes is the encoder's "nothing to send" frame. It decodes to
  *     silence, and the hole after it (the sender stops sending while silent, up to 400 ms) is
  *     silence too, not a loss (filled when the next packet comes, see set_fill_dtx; holes of up
@@ -84,14 +85,16 @@ public:
 private:
   /* Appends `frames` of PLC output (whole 2.5 ms steps, the last one trimmed). */
   void plc(int64_t frames, std::vector<float> *pcm);
+  uint64_t packets_in(int64_t frames) const; /* lost packets a hole of `frames` stands for */
 
   OpusDec dec_;
   int channels_ = 1;
   bool conceal_ = true;
   bool fill_dtx_ = true;
   int64_t max_conceal_ = kRate * 120 / 1000;
-  int64_t next_ = INT64_MIN; /* where the next packet should start */
-  int last_frames_ = 960;    /* duration of the last packet */
+  int64_t next_ = INT64_MIN;     /* where the next packet should start */
+  int64_t real_end_ = INT64_MIN; /* where the last packet received ended (concealment aside) */
+  int last_frames_ = 960;        /* duration of the last packet */
   bool last_dtx_ = false;
   bool fresh_ = true; /* nothing decoded since the decoder (re)started: nothing to conceal from */
   Counters counters_;

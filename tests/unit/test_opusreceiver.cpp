@@ -249,3 +249,45 @@ TEST_CASE("Packets not decoded keep the timeline; the decoder starts over after 
   const uint8_t junk[3] = {0x0b, 0xff, 0xff};
   CHECK_FALSE(rx.packet(junk, 3, kFrame, pk.back().pos + kFrame, true, &pcm, &out));
 }
+
+TEST_CASE("GAPs announced packet by packet are concealed for 120 ms, then it is a pause",
+          "[opusreceiver]") {
+  auto pk = encode_tone(false, 0, 3.0);
+  std::vector<bool> lost(pk.size(), false);
+  for (size_t i = 50; i < 60; i++) /* 200 ms lost, a GAP for each packet */
+    lost[i] = true;
+  OpusReceiver rx;
+  REQUIRE(rx.init(1));
+  auto y = receive(rx, pk, lost, true);
+  CHECK(rx.counters().concealed == 6); /* 120 ms */
+  CHECK(rx.counters().concealed_frames == 6 * kFrame);
+  /* concealment fades out; the last 80 ms stay silent; the tone is back after */
+  CHECK(testsig::amplitude_near(&y[57 * kFrame], kFrame, 440, kRate) < 0.01);
+  CHECK(testsig::amplitude_near(&y[62 * kFrame], kFrame, 440, kRate) == Approx(0.3).margin(0.05));
+}
+
+TEST_CASE("A hole a little short of a packet (live timestamps) is still recovered by FEC",
+          "[opusreceiver]") {
+  auto pk = encode_tone(true, 20, 3.0);
+  size_t at = 0; /* a packet with FEC, past the start */
+  for (size_t i = 20; i < pk.size() && !at; i++)
+    if (opus_packet_has_fec(pk[i].data.data(), pk[i].data.size()))
+      at = i;
+  REQUIRE(at != 0);
+  OpusReceiver rx;
+  REQUIRE(rx.init(1));
+  std::vector<float> pcm;
+  OpusReceiver::Output out;
+  for (size_t i = 0; i + 1 < at; i++)
+    REQUIRE(rx.packet(pk[i].data.data(), pk[i].data.size(), kFrame, pk[i].pos, true, &pcm, &out));
+  /* packet at-1 lost; packet `at` arrives 1 ms early on its timeline */
+  const int64_t early = kRate / 1000;
+  REQUIRE(rx.packet(pk[at].data.data(), pk[at].data.size(), kFrame, pk[at].pos - early, true, &pcm,
+                    &out));
+  CHECK(rx.counters().recovered == 1);
+  CHECK(rx.counters().concealed == 0);
+  CHECK(out.start == pk[at - 1].pos);
+  CHECK(out.frames == 2 * kFrame - early); /* the recovered packet, trimmed, then the packet */
+  std::vector<double> d(pcm.begin(), pcm.end());
+  CHECK(testsig::amplitude_near(d.data(), kFrame - early, 440, kRate) == Approx(0.3).margin(0.08));
+}

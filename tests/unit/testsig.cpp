@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 namespace testsig {
 
@@ -137,6 +138,166 @@ double dropout_fraction(const std::vector<double> &x, double freq, double rate, 
       out++;
   }
   return windows ? static_cast<double>(out) / windows : 0.0;
+}
+
+std::vector<double> speechlike(double rate, size_t n, double peak, unsigned seed) {
+  std::vector<double> x(n);
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  double phase = 0, r1[2] = {0, 0}, r2[2] = {0, 0};
+  /* a two-pole resonance at f with bandwidth bw */
+  auto resonate = [rate](double in, double f, double bw, double st[2]) {
+    const double r = std::exp(-M_PI * bw / rate), th = 2 * M_PI * f / rate;
+    const double y = in + 2 * r * std::cos(th) * st[0] - r * r * st[1];
+    st[1] = st[0];
+    st[0] = y;
+    return y;
+  };
+  /* syllables of 100-300 ms with gaps of 30-250 ms, drawn from the seed: no period, so a copy
+   * lines up with its source at one delay only */
+  size_t syl_start = 0, syl_len = 0, next_start = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (i >= next_start) {
+      syl_start = i;
+      syl_len = static_cast<size_t>((0.10 + 0.20 * u(rng)) * rate);
+      next_start = syl_start + syl_len + static_cast<size_t>((0.03 + 0.22 * u(rng)) * rate);
+    }
+    const double t = i / rate;
+    phase += (120 + 30 * std::sin(2 * M_PI * 0.7 * t)) / rate;
+    double src = 0.02 * noise(rng);
+    if (phase >= 1) {
+      phase -= 1;
+      src += 1;
+    }
+    double v = resonate(src, 600 + 200 * std::sin(2 * M_PI * 1.3 * t), 80, r1);
+    v = resonate(v, 1200 + 300 * std::sin(2 * M_PI * 0.9 * t), 120, r2);
+    const size_t in_syl = i - syl_start;
+    const double syllable =
+        in_syl < syl_len ? std::pow(std::sin(M_PI * in_syl / static_cast<double>(syl_len)), 2)
+                         : 0.0;
+    x[i] = v * syllable;
+  }
+  double m = 0;
+  for (double v : x)
+    m = std::max(m, std::fabs(v));
+  for (double &v : x)
+    v = m > 0 ? v / m * peak : 0;
+  return x;
+}
+
+namespace {
+double rms_at(const std::vector<double> &x, size_t at, size_t n) {
+  double s = 0;
+  for (size_t i = at; i < at + n; i++)
+    s += x[i] * x[i];
+  return std::sqrt(s / n);
+}
+} // namespace
+
+EnvelopeMatch match_envelopes(const std::vector<double> &src, const std::vector<double> &out,
+                              double rate, size_t window, size_t max_lag, size_t from) {
+  EnvelopeMatch m;
+  const size_t hop = std::max<size_t>(1, static_cast<size_t>(rate / 1000));
+  auto envelope = [&](const std::vector<double> &x) {
+    std::vector<double> e;
+    for (size_t at = 0; at + window <= x.size(); at += hop)
+      e.push_back(rms_at(x, at, window));
+    return e;
+  };
+  const auto es = envelope(src), eo = envelope(out);
+  if (es.empty() || eo.empty())
+    return m;
+  auto corr = [&](long from, long to,
+                  long k) { /* es[from, to) against eo shifted by k */
+                            double c = 0;
+                            for (long j = std::max(0L, from);
+                                 j < to && j < static_cast<long>(es.size()); j++)
+                              if (j + k >= 0 && j + k < static_cast<long>(eo.size()))
+                                c += es[j] * eo[j + k];
+                            return c;
+  };
+  /* The delay over the whole first... */
+  const double es_max = *std::max_element(es.begin(), es.end());
+  double best = -1;
+  long lag = 0;
+  for (long k = 0; static_cast<size_t>(k) * hop <= max_lag && k < static_cast<long>(eo.size());
+       k++) {
+    const double c = corr(0, static_cast<long>(es.size()), k);
+    if (c > best) {
+      best = c;
+      lag = k;
+    }
+  }
+  m.lag = lag * static_cast<long>(hop);
+  /* ...then followed (a live mixer may play a talker up to 2 % fast or slow while it absorbs
+   * a timing step, so the delay drifts): every 100 ms, the delay within 60 ms of the last one
+   * that best lines up the 600 ms around (normalised correlation of the envelopes); in a pause
+   * the last one is kept. A lost packet or two barely moves that, so they still show. */
+  auto ncorr = [&](long from, long to, long k) {
+    double c = 0, e = 0;
+    for (long j = std::max(0L, from); j < to && j < static_cast<long>(es.size()); j++)
+      if (j + k >= 0 && j + k < static_cast<long>(eo.size())) {
+        c += es[j] * eo[j + k];
+        e += eo[j + k] * eo[j + k];
+      }
+    return e > 0 ? c / std::sqrt(e) : 0.0;
+  };
+  double loudest_src = 0;
+  for (size_t at = 0; at + window <= src.size(); at += window)
+    loudest_src = std::max(loudest_src, rms_at(src, at, window));
+  std::vector<std::pair<double, double>> pairs; /* src, out per compared window */
+  std::vector<bool> counted;
+  long segment = -1;
+  for (size_t at = 0; at + window <= src.size(); at += window) {
+    const long j = static_cast<long>(at / hop);
+    if (j / 100 != segment) {
+      segment = j / 100;
+      const long mid = segment * 100 + 50;
+      double energy = 0;
+      for (long i = std::max(0L, mid - 300); i < mid + 300 && i < static_cast<long>(es.size()); i++)
+        energy += es[i];
+      if (energy > 0.01 * es_max * 600) {
+        double b = -1;
+        long pick = lag;
+        for (long k = std::max(0L, lag - 60); k <= lag + 60; k++) {
+          const double c = ncorr(mid - 300, mid + 300, k);
+          if (c > b) {
+            b = c;
+            pick = k;
+          }
+        }
+        lag = pick;
+      }
+    }
+    const long o = static_cast<long>(at) + lag * static_cast<long>(hop);
+    if (o < 0 || static_cast<size_t>(o) + window > out.size())
+      continue;
+    pairs.emplace_back(rms_at(src, at, window), rms_at(out, static_cast<size_t>(o), window));
+    counted.push_back(at >= from);
+  }
+  std::vector<double> ratios;
+  for (auto &p : pairs)
+    if (p.first >= 0.03 * loudest_src)
+      ratios.push_back(p.second / p.first);
+  if (ratios.empty())
+    return m;
+  std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
+  m.gain = ratios[ratios.size() / 2];
+  double loudest_out = 0;
+  for (size_t i = 0; i < pairs.size(); i++) {
+    const auto &p = pairs[i];
+    if (!counted[i])
+      continue;
+    loudest_out = std::max(loudest_out, p.second);
+    if (p.first < 0.03 * loudest_src)
+      continue;
+    m.active++;
+    if (p.second < 0.1 * m.gain * p.first)
+      m.dropouts++;
+  }
+  m.loudest_db = 20 * std::log10(std::max(loudest_out, 1e-9) / loudest_src);
+  return m;
 }
 
 } // namespace testsig

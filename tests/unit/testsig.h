@@ -38,6 +38,27 @@ Purity tone_purity(const std::vector<double> &x, double freq, double rate, size_
 double dropout_fraction(const std::vector<double> &x, double freq, double rate, size_t window,
                         double min_amp);
 
+/* Voiced, speech-like sound: glottal pulses (f0 gliding around 120 Hz) through two moving
+ * formant resonances, in syllables of 100-300 ms between pauses of 30-250 ms (drawn from the
+ * seed); peak at `peak`. Opus codes it as speech (SILK), so its loss concealment and in-band FEC
+ * act as they do on a voice, which a steady tone does not show. Deterministic for a seed. */
+std::vector<double> speechlike(double rate, size_t n, double peak = 0.5, unsigned seed = 1);
+
+/* A received copy `out` of `src` compared window by window, after finding the delay between
+ * them (1 ms steps, up to `max_lag` samples, by their envelopes, followed as it drifts) and the
+ * level (median ratio over the windows where the source talks). Windows of src before `from`
+ * help find the delay but are not counted (a warm-up). */
+struct EnvelopeMatch {
+  long lag = 0;          /* out[i + lag] carries src[i] (over the whole; it may drift) */
+  double gain = 0;       /* out level / src level */
+  size_t active = 0;     /* windows where the source talks: >= 3 % of its loudest window */
+  size_t dropouts = 0;   /* active windows 20 dB or more under src * gain */
+  double loudest_db = 0; /* loudest out window over the loudest src window, dB */
+  double fraction() const { return active ? static_cast<double>(dropouts) / active : 0.0; }
+};
+EnvelopeMatch match_envelopes(const std::vector<double> &src, const std::vector<double> &out,
+                              double rate, size_t window, size_t max_lag, size_t from = 0);
+
 /* Largest absolute sample-to-sample step: clicks and dropouts show as jumps. */
 double max_step(const std::vector<double> &x);
 
