@@ -28,6 +28,22 @@ costream_h264_encoder() {
   fi
 }
 
+# Retransmission (RFC 4588, SSRC-multiplexed): the sender's rtprtxsend resends a lost packet when
+# the receiver's NACK asks for it, H.264 (payload type 96) as 98 and Opus (97) as 99, each on an
+# SSRC of its own; the receiver's rtprtxreceive, in front of rtpbin, turns it back into the
+# original. Both ends name the SSRCs up front: a gst-launch line cannot use rtpbin's
+# request-aux-sender/-receiver signals, and an rtprtxreceive in front of rtpbin never sees the
+# requests it would otherwise learn them from.
+costream_video_ssrc=1668248577 # 0x636f7301
+costream_audio_ssrc=1668248579 # 0x636f7303
+costream_rtx() { # costream_rtx video|audio: the rtprtxsend/rtprtxreceive maps for a stream
+  local ssrc pt rtxpt
+  if [ "$1" = video ]; then ssrc=$costream_video_ssrc pt=96 rtxpt=98
+  else ssrc=$costream_audio_ssrc pt=97 rtxpt=99; fi
+  echo "payload-type-map=application/x-rtp-pt-map,$pt=(uint)$rtxpt" \
+    "ssrc-map=application/x-rtp-ssrc-map,$ssrc=(uint)$((ssrc + 1))"
+}
+
 # Whether costream_launch ends with EOS (-e). Recorders need it, so their files are finished.
 # Senders set it to 0: they have nothing to finish, and with EOS a stop would wait for rtpbin to
 # send EOS on its RTCP pads, which it does only after its BYE at the next RTCP interval: seconds,

@@ -27,7 +27,8 @@
  *
  * A return feed whose peer takes `audio/x-opus` and not raw audio (e.g. `rtpopuspay`) is encoded
  * inside with libopus: one encoder for the common mix, shared by every listener without a slot,
- * plus one per slot holder (`bitrate`, `complexity`, `frame-duration`, `inband-fec`, `dtx`). A
+ * plus one per slot holder (`bitrate`, `complexity`, `frame-duration`, `inband-fec` with
+ * `packet-loss-percentage`, `dtx`). A
  * listener moving into a slot continues from a copy of the shared encoder's state and one
  * leaving it is handed over after 200 ms, so their decoder hears no seam.
  *
@@ -107,6 +108,7 @@ using costream::SpeakerSlots;
 #define DEFAULT_COMPLEXITY 5
 #define DEFAULT_FRAME_DURATION 20
 #define DEFAULT_INBAND_FEC FALSE
+#define DEFAULT_PACKET_LOSS 0
 #define DEFAULT_DTX FALSE
 /* After losing its slot, a listener's own Opus encoder keeps running on the common mix this many
  * frames before the listener is switched to the shared packets: by then both encoders have coded
@@ -249,6 +251,7 @@ enum {
   PROP_COMPLEXITY,
   PROP_FRAME_DURATION,
   PROP_INBAND_FEC,
+  PROP_PACKET_LOSS,
   PROP_DTX,
   PROP_FEED_QUEUE_TIME,
   PROP_STATS,
@@ -512,6 +515,7 @@ void opus_block(GstMixMinus *self, GstCostreamMixerBlock *block, const std::vect
   } else if (settings.bitrate != priv->common.settings().bitrate ||
              settings.complexity != priv->common.settings().complexity ||
              settings.inband_fec != priv->common.settings().inband_fec ||
+             settings.packet_loss_percentage != priv->common.settings().packet_loss_percentage ||
              settings.dtx != priv->common.settings().dtx) {
     priv->common.update(settings);
     for (auto &v : block->inputs)
@@ -1011,6 +1015,9 @@ static void gst_mix_minus_set_property(GObject *object, guint prop_id, const GVa
   case PROP_INBAND_FEC:
     self->priv->opus.inband_fec = g_value_get_boolean(value);
     break;
+  case PROP_PACKET_LOSS:
+    self->priv->opus.packet_loss_percentage = g_value_get_int(value);
+    break;
   case PROP_DTX:
     self->priv->opus.dtx = g_value_get_boolean(value);
     break;
@@ -1061,6 +1068,9 @@ static void gst_mix_minus_get_property(GObject *object, guint prop_id, GValue *v
     break;
   case PROP_INBAND_FEC:
     g_value_set_boolean(value, self->priv->opus.inband_fec);
+    break;
+  case PROP_PACKET_LOSS:
+    g_value_set_int(value, self->priv->opus.packet_loss_percentage);
     break;
   case PROP_DTX:
     g_value_set_boolean(value, self->priv->opus.dtx);
@@ -1203,6 +1213,18 @@ static void gst_mix_minus_class_init(GstMixMinusClass *klass) {
       g_param_spec_boolean("inband-fec", "In-band FEC",
                            "Opus feeds: in-band forward error correction", DEFAULT_INBAND_FEC, rw));
   /**
+   * GstMixMinus:packet-loss-percentage:
+   *
+   * Opus feeds: the packet loss the encoders expect. With `inband-fec`, libopus spends bits on
+   * FEC only when this is above 0 (the more, the more); the receivers' jitter buffers report
+   * losses, a script or app sets it from them.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_PACKET_LOSS,
+      g_param_spec_int("packet-loss-percentage", "Loss percentage",
+                       "Opus feeds: packet loss (%) the encoders prepare for (with inband-fec)", 0,
+                       100, DEFAULT_PACKET_LOSS, rw));
+  /**
    * GstMixMinus:dtx:
    *
    * Opus feeds: discontinuous transmission (tiny packets while the feed is silent).
@@ -1267,5 +1289,6 @@ static void gst_mix_minus_init(GstMixMinus *self) {
   self->priv->opus.bitrate = DEFAULT_BITRATE;
   self->priv->opus.complexity = DEFAULT_COMPLEXITY;
   self->priv->opus.inband_fec = DEFAULT_INBAND_FEC;
+  self->priv->opus.packet_loss_percentage = DEFAULT_PACKET_LOSS;
   self->priv->opus.dtx = DEFAULT_DTX;
 }
