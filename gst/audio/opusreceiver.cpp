@@ -44,6 +44,7 @@ void OpusReceiver::reset() {
   dec_.reset();
   next_ = INT64_MIN;
   real_end_ = INT64_MIN;
+  hole_frames_ = 0;
   last_dtx_ = false;
   fresh_ = true;
 }
@@ -52,6 +53,13 @@ uint64_t OpusReceiver::packets_in(int64_t frames) const {
   /* to the nearest packet: a hole measured from live timestamps is a packet's worth give or take
    * a little, and a sliver of a millisecond or two is timing, not a lost packet */
   return static_cast<uint64_t>((frames + last_frames_ / 2) / last_frames_);
+}
+
+void OpusReceiver::count_concealed(int64_t frames) {
+  const uint64_t before = packets_in(hole_frames_);
+  hole_frames_ += frames;
+  counters_.concealed += packets_in(hole_frames_) - before;
+  counters_.concealed_frames += static_cast<uint64_t>(frames);
 }
 
 void OpusReceiver::plc(int64_t frames, std::vector<float> *pcm) {
@@ -108,8 +116,7 @@ bool OpusReceiver::packet(const uint8_t *data, size_t len, int frames, int64_t p
     const int64_t fec_trim = fec ? std::max<int64_t>(0, frames - hole) : 0;
     if (plc_frames > 0) {
       plc(plc_frames, pcm);
-      counters_.concealed += packets_in(plc_frames);
-      counters_.concealed_frames += static_cast<uint64_t>(plc_frames);
+      count_concealed(plc_frames);
     }
     if (fec) {
       const size_t at = pcm->size();
@@ -154,6 +161,7 @@ bool OpusReceiver::packet(const uint8_t *data, size_t len, int frames, int64_t p
   else if (next_ != INT64_MIN)
     next_ += frames;
   real_end_ = next_;
+  hole_frames_ = 0;
   out->frames = static_cast<int64_t>(pcm->size() / channels_);
   return true;
 }
@@ -173,8 +181,7 @@ void OpusReceiver::gap(int64_t pos, int64_t frames, std::vector<float> *pcm, Out
     return;
   const int64_t n = until - next_;
   plc(n, pcm);
-  counters_.concealed += packets_in(n);
-  counters_.concealed_frames += static_cast<uint64_t>(n);
+  count_concealed(n);
   next_ = until;
   out->frames = n;
 }

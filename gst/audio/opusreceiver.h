@@ -86,6 +86,9 @@ private:
   /* Appends `frames` of PLC output (whole 2.5 ms steps, the last one trimmed). */
   void plc(int64_t frames, std::vector<float> *pcm);
   uint64_t packets_in(int64_t frames) const; /* lost packets a hole of `frames` stands for */
+  /* Counts `frames` more concealed in the current hole. The hole is counted in packets as a
+   * whole (rounded once), however many GAP events and packets it is concealed in. */
+  void count_concealed(int64_t frames);
 
   OpusDec dec_;
   int channels_ = 1;
@@ -94,6 +97,7 @@ private:
   int64_t max_conceal_ = kRate * 120 / 1000;
   int64_t next_ = INT64_MIN;     /* where the next packet should start */
   int64_t real_end_ = INT64_MIN; /* where the last packet received ended (concealment aside) */
+  int64_t hole_frames_ = 0;      /* concealed since then */
   int last_frames_ = 960;        /* duration of the last packet */
   bool last_dtx_ = false;
   bool fresh_ = true; /* nothing decoded since the decoder (re)started: nothing to conceal from */

@@ -16,7 +16,7 @@
  * belong, and steers a read-side fractional resampler (windowed sinc, exact at integer positions)
  * with a critically damped PI loop so the reader tracks the talker's clock: no samples are
  * dropped or inserted, so there are no clicks, and latency does not grow. A talker without drift
- * never engages the resampler, and is read by plain copies (or no copy at all, see exact_chunk()).
+ * never engages the resampler, and is read by plain copies (or no copy at all, see take_exact()).
  */
 #pragma once
 

@@ -164,7 +164,9 @@ static gboolean gst_backchannel_mixer_negotiate(GstCostreamMixer *mixer, GstAudi
   }
   GstCaps *caps = gst_costream_mixer_fixate_caps(peer, 2);
   if (!gst_audio_info_from_caps(info, caps)) {
-    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Could not fix an output format."),
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                      ("Downstream settled on a format that is not complete raw audio (rate, "
+                       "channels and sample format fixed)."),
                       ("caps %" GST_PTR_FORMAT, caps));
     gst_caps_unref(caps);
     return FALSE;

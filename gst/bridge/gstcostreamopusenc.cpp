@@ -9,6 +9,7 @@
 #include "gstcostreamopusenc.h"
 
 #include "../audio/opus.h"
+#include "../audio/opusprops.h"
 
 #include <vector>
 
@@ -17,20 +18,8 @@ GST_DEBUG_CATEGORY_STATIC(gst_costream_opus_enc_debug);
 
 enum {
   PROP_0,
-  PROP_BITRATE,
-  PROP_COMPLEXITY,
-  PROP_FRAME_DURATION,
-  PROP_INBAND_FEC,
-  PROP_DTX,
-  PROP_PACKET_LOSS,
+  PROP_OPUS_FIRST, /* costream::OpusProp order */
 };
-
-#define DEFAULT_BITRATE 0
-#define DEFAULT_COMPLEXITY 5
-#define DEFAULT_FRAME_DURATION 20
-#define DEFAULT_INBAND_FEC FALSE
-#define DEFAULT_DTX FALSE
-#define DEFAULT_PACKET_LOSS 0
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
@@ -46,12 +35,7 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
 struct _GstCostreamOpusEnc {
   GstAudioEncoder parent;
   /* GST_OBJECT_LOCK */
-  gint bitrate;
-  gint complexity;
-  guint frame_ms;
-  gboolean inband_fec;
-  gboolean dtx;
-  gint packet_loss;
+  costream::OpusProps props;
   bool settings_changed;
   /* streaming thread */
   costream::OpusEnc *enc;
@@ -70,12 +54,13 @@ costream::OpusSettings settings_of(GstCostreamOpusEnc *self, int rate, int chann
   s.rate = rate;
   s.channels = channels;
   GST_OBJECT_LOCK(self);
+  const costream::OpusSettings &p = self->props.settings;
   /* auto: 96 kbit/s stereo, 64 kbit/s mono (music and voice from a streamer, not a phone) */
-  s.bitrate = self->bitrate > 0 ? self->bitrate : (channels == 2 ? 96000 : 64000);
-  s.complexity = self->complexity;
-  s.inband_fec = self->inband_fec;
-  s.dtx = self->dtx;
-  s.packet_loss_percentage = self->packet_loss;
+  s.bitrate = p.bitrate > 0 ? p.bitrate : (channels == 2 ? 96000 : 64000);
+  s.complexity = p.complexity;
+  s.inband_fec = p.inband_fec;
+  s.dtx = p.dtx;
+  s.packet_loss_percentage = p.packet_loss_percentage;
   s.voice = false;
   self->settings_changed = false;
   GST_OBJECT_UNLOCK(self);
@@ -99,7 +84,7 @@ static gboolean gst_costream_opus_enc_set_format(GstAudioEncoder *benc, GstAudio
   }
   self->channels = channels;
   GST_OBJECT_LOCK(self);
-  self->frame = rate / 1000 * static_cast<int>(self->frame_ms);
+  self->frame = rate / 1000 * static_cast<int>(self->props.frame_ms);
   GST_OBJECT_UNLOCK(self);
   gst_audio_encoder_set_frame_samples_min(benc, self->frame);
   gst_audio_encoder_set_frame_samples_max(benc, self->frame);
@@ -163,7 +148,7 @@ static gboolean gst_costream_opus_enc_start(GstAudioEncoder *benc) {
   self->enc = new costream::OpusEnc();
   /* until the format is known: a frame plus libopus' 48 kHz lookahead (2.5 + 4 ms) */
   GST_OBJECT_LOCK(self);
-  const GstClockTime latency = self->frame_ms * GST_MSECOND + 6500 * GST_USECOND;
+  const GstClockTime latency = self->props.frame_ms * GST_MSECOND + 6500 * GST_USECOND;
   GST_OBJECT_UNLOCK(self);
   gst_audio_encoder_set_latency(benc, latency, latency);
   return TRUE;
@@ -186,35 +171,10 @@ static void gst_costream_opus_enc_set_property(GObject *object, guint prop_id, c
                                                GParamSpec *pspec) {
   auto *self = GST_COSTREAM_OPUS_ENC(object);
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-  case PROP_BITRATE:
-    self->bitrate = g_value_get_int(value);
-    break;
-  case PROP_COMPLEXITY:
-    self->complexity = g_value_get_int(value);
-    break;
-  case PROP_FRAME_DURATION: {
-    const guint ms = g_value_get_uint(value);
-    if (ms == 10 || ms == 20)
-      self->frame_ms = ms;
-    else
-      g_warning("frame-duration must be 10 or 20 (ms), not %u", ms);
-    break;
-  }
-  case PROP_INBAND_FEC:
-    self->inband_fec = g_value_get_boolean(value);
-    break;
-  case PROP_DTX:
-    self->dtx = g_value_get_boolean(value);
-    break;
-  case PROP_PACKET_LOSS:
-    self->packet_loss = g_value_get_int(value);
-    break;
-  default:
+  if (costream::opus_props_set(&self->props, PROP_OPUS_FIRST, prop_id, value, "aac2opus"))
+    self->settings_changed = true;
+  else
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-    break;
-  }
-  self->settings_changed = true;
   GST_OBJECT_UNLOCK(self);
 }
 
@@ -222,29 +182,8 @@ static void gst_costream_opus_enc_get_property(GObject *object, guint prop_id, G
                                                GParamSpec *pspec) {
   auto *self = GST_COSTREAM_OPUS_ENC(object);
   GST_OBJECT_LOCK(self);
-  switch (prop_id) {
-  case PROP_BITRATE:
-    g_value_set_int(value, self->bitrate);
-    break;
-  case PROP_COMPLEXITY:
-    g_value_set_int(value, self->complexity);
-    break;
-  case PROP_FRAME_DURATION:
-    g_value_set_uint(value, self->frame_ms);
-    break;
-  case PROP_INBAND_FEC:
-    g_value_set_boolean(value, self->inband_fec);
-    break;
-  case PROP_DTX:
-    g_value_set_boolean(value, self->dtx);
-    break;
-  case PROP_PACKET_LOSS:
-    g_value_set_int(value, self->packet_loss);
-    break;
-  default:
+  if (!costream::opus_props_get(self->props, PROP_OPUS_FIRST, prop_id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-    break;
-  }
   GST_OBJECT_UNLOCK(self);
 }
 
@@ -255,41 +194,25 @@ static void gst_costream_opus_enc_finalize(GObject *object) {
   G_OBJECT_CLASS(gst_costream_opus_enc_parent_class)->finalize(object);
 }
 
-void gst_costream_opus_enc_install_properties(GObjectClass *klass, guint first_id) {
-  const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
-                                           G_PARAM_STATIC_STRINGS);
-  const auto rw_ready = static_cast<GParamFlags>(G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
-                                                 G_PARAM_STATIC_STRINGS);
-  g_object_class_install_property(
-      klass, first_id + 0,
-      g_param_spec_int("bitrate", "Bitrate",
-                       "Opus bits per second (0: auto, 96000 stereo / 64000 mono)", 0, 512000,
-                       DEFAULT_BITRATE, rw));
-  g_object_class_install_property(klass, first_id + 1,
-                                  g_param_spec_int("complexity", "Complexity",
-                                                   "Opus complexity, 0 (fastest) to 10 (best)", 0,
-                                                   10, DEFAULT_COMPLEXITY, rw));
-  g_object_class_install_property(klass, first_id + 2,
-                                  g_param_spec_uint("frame-duration", "Frame duration",
-                                                    "Milliseconds per Opus packet (10 or 20)", 10,
-                                                    20, DEFAULT_FRAME_DURATION, rw_ready));
-  g_object_class_install_property(klass, first_id + 3,
-                                  g_param_spec_boolean("inband-fec", "In-band FEC",
-                                                       "Opus in-band forward error correction",
-                                                       DEFAULT_INBAND_FEC, rw));
-  g_object_class_install_property(
-      klass, first_id + 4,
-      g_param_spec_boolean("dtx", "DTX", "Opus discontinuous transmission during silence",
-                           DEFAULT_DTX, rw));
-  g_object_class_install_property(
-      klass, first_id + 5,
-      g_param_spec_int("packet-loss-percentage", "Packet loss percentage",
-                       "Expected packet loss (tunes FEC)", 0, 100, DEFAULT_PACKET_LOSS, rw));
+/* The encoder's defaults: libopus' complexity 5, bitrate by channels (0), 20 ms packets, no FEC or
+ * DTX; music and voice from a streamer (OPUS_APPLICATION_AUDIO, set in settings_of). */
+static costream::OpusProps default_props() {
+  costream::OpusProps p;
+  p.settings.bitrate = 0;
+  p.settings.complexity = 5;
+  p.frame_ms = 20;
+  return p;
 }
 
-const char *const gst_costream_opus_enc_property_names[] = {
-    "bitrate", "complexity", "frame-duration", "inband-fec", "dtx", "packet-loss-percentage",
-    nullptr};
+void gst_costream_opus_enc_install_properties(GObjectClass *klass, guint first_id) {
+  costream::OpusPropsClass c;
+  c.prefix = "Opus ";
+  c.bitrate_blurb = "bits per second (0: auto, 96000 stereo / 64000 mono)";
+  c.defaults = default_props();
+  costream::opus_props_install(klass, first_id, c);
+}
+
+const char *const *gst_costream_opus_enc_property_names = costream::kOpusPropNames;
 
 static void gst_costream_opus_enc_class_init(GstCostreamOpusEncClass *klass) {
   auto *gobject_class = G_OBJECT_CLASS(klass);
@@ -300,7 +223,7 @@ static void gst_costream_opus_enc_class_init(GstCostreamOpusEncClass *klass) {
   gobject_class->set_property = gst_costream_opus_enc_set_property;
   gobject_class->get_property = gst_costream_opus_enc_get_property;
   gobject_class->finalize = gst_costream_opus_enc_finalize;
-  gst_costream_opus_enc_install_properties(gobject_class, PROP_BITRATE);
+  gst_costream_opus_enc_install_properties(gobject_class, PROP_OPUS_FIRST);
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(
@@ -314,12 +237,7 @@ static void gst_costream_opus_enc_class_init(GstCostreamOpusEncClass *klass) {
 }
 
 static void gst_costream_opus_enc_init(GstCostreamOpusEnc *self) {
-  self->bitrate = DEFAULT_BITRATE;
-  self->complexity = DEFAULT_COMPLEXITY;
-  self->frame_ms = DEFAULT_FRAME_DURATION;
-  self->inband_fec = DEFAULT_INBAND_FEC;
-  self->dtx = DEFAULT_DTX;
-  self->packet_loss = DEFAULT_PACKET_LOSS;
+  new (&self->props) costream::OpusProps(default_props());
   self->settings_changed = false;
   self->enc = nullptr;
   self->frame = 960;

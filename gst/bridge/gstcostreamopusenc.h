@@ -18,4 +18,4 @@ G_END_DECLS
  * packet-loss-percentage) installed on another class from `first_id` on, in that order, so a bin
  * can expose and forward them. */
 void gst_costream_opus_enc_install_properties(GObjectClass *klass, guint first_id);
-extern const char *const gst_costream_opus_enc_property_names[];
+extern const char *const *gst_costream_opus_enc_property_names;

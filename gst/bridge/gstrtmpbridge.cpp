@@ -160,6 +160,19 @@ static GParamSpec *clone_pspec(GParamSpec *ps) {
   return nullptr;
 }
 
+static GstStateChangeReturn gst_rtmp_bridge_change_state(GstElement *element,
+                                                         GstStateChange transition) {
+  auto *self = GST_RTMP_BRIDGE(element);
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY && !self->parse) {
+    GST_ELEMENT_ERROR(self, CORE, MISSING_PLUGIN,
+                      ("rtmpbridge needs the h264parse element, from GStreamer's "
+                       "plugins-bad (Debian: gstreamer1.0-plugins-bad)."),
+                      ("gst_element_factory_make(\"h264parse\") failed"));
+    return GST_STATE_CHANGE_FAILURE;
+  }
+  return GST_ELEMENT_CLASS(gst_rtmp_bridge_parent_class)->change_state(element, transition);
+}
+
 static void gst_rtmp_bridge_class_init(GstRtmpBridgeClass *klass) {
   auto *gobject_class = G_OBJECT_CLASS(klass);
   auto *element_class = GST_ELEMENT_CLASS(klass);
@@ -187,6 +200,7 @@ static void gst_rtmp_bridge_class_init(GstRtmpBridgeClass *klass) {
     }
   }
 
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_rtmp_bridge_change_state);
   gst_element_class_add_static_pad_template(element_class, &audio_template);
   gst_element_class_add_static_pad_template(element_class, &video_template);
   gst_element_class_set_static_metadata(
@@ -202,10 +216,15 @@ static void gst_rtmp_bridge_init(GstRtmpBridge *self) {
   self->aac2opus = GST_ELEMENT(g_object_new(GST_TYPE_AAC2OPUS, "name", "aac2opus", nullptr));
   self->parse = gst_element_factory_make("h264parse", "parse");
   self->filter = gst_element_factory_make("capsfilter", "filter");
-  if (!self->src || !self->aac2opus || !self->parse || !self->filter) {
-    /* reported when going to READY (state change fails with a message below) */
-    GST_ERROR_OBJECT(self, "missing elements: rtmpserversrc/aac2opus (costream), h264parse "
-                           "(gstreamer1.0-plugins-bad), capsfilter (core)");
+  gst_bin_add_many(GST_BIN(self), self->src, self->demux, self->aac2opus, nullptr);
+  gst_element_link(self->src, self->demux);
+  if (!self->parse || !self->filter) {
+    /* the state change to READY fails with a missing-plugin error (change_state) */
+    if (self->parse)
+      gst_object_unref(gst_object_ref_sink(self->parse));
+    if (self->filter)
+      gst_object_unref(gst_object_ref_sink(self->filter));
+    self->parse = self->filter = nullptr;
     return;
   }
   g_object_set(self->parse, "config-interval", -1, nullptr);
@@ -213,9 +232,7 @@ static void gst_rtmp_bridge_init(GstRtmpBridge *self) {
       "video/x-h264, stream-format = (string) byte-stream, alignment = (string) au");
   g_object_set(self->filter, "caps", caps, nullptr);
   gst_caps_unref(caps);
-  gst_bin_add_many(GST_BIN(self), self->src, self->demux, self->aac2opus, self->parse, self->filter,
-                   nullptr);
-  gst_element_link(self->src, self->demux);
+  gst_bin_add_many(GST_BIN(self), self->parse, self->filter, nullptr);
   gst_element_link(self->parse, self->filter);
   g_signal_connect(self->demux, "pad-added", G_CALLBACK(on_demux_pad), self);
   g_signal_connect(self->demux, "no-more-pads", G_CALLBACK(on_no_more_pads), self);

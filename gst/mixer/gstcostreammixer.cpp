@@ -372,7 +372,7 @@ struct GstCostreamMixerPrivate {
 
   /* GST_OBJECT_LOCK (element): properties */
   GstClockTime block_duration = DEFAULT_OUTPUT_BUFFER_DURATION;
-  GstClockTime jitter = DEFAULT_LATENCY;
+  GstClockTime latency = DEFAULT_LATENCY; /* property `latency`: the jitter allowance */
   GstClockTime timeout = DEFAULT_TIMEOUT;
   GstClockTime alignment_threshold = DEFAULT_ALIGNMENT_THRESHOLD;
   gboolean drift_correction = DEFAULT_DRIFT_CORRECTION;
@@ -697,18 +697,25 @@ void to_silence(GstCostreamMixerPadPrivate *pp, costream::Chunk &chunk, const Gs
   set_storage(chunk, pp->zeros->data(), pp->zeros);
 }
 
-/* Streaming thread of `pad`: queues converted audio; with `then_wait`, then waits for room for the
- * talker's next buffer (wait_for_room_locked) under the same lock. */
+/* What a talker's streaming thread queues: an input buffer (counted in the pad's stats), or audio
+ * it made itself (the concealment of a loss, the silence of a GAP: not counted). */
+enum class Queued { InputBuffer, Made };
+/* What the thread does once it has queued: return, or wait for room for the talker's next buffer
+ * (wait_for_room_locked) under the same lock. */
+enum class ThenWait { No, ForRoom };
+
+/* Streaming thread of `pad`: queues converted audio. */
 GstFlowReturn queue_converted(GstCostreamMixer *self, GstCostreamMixerPad *pad, guint64 generation,
-                              TalkerConverter::Converted &c, gsize bytes, bool count,
-                              bool then_wait = false) {
+                              TalkerConverter::Converted &c, gsize bytes, Queued what,
+                              ThenWait then = ThenWait::No) {
+  const bool then_wait = then == ThenWait::ForRoom;
   auto *priv = mixer_priv(self);
   auto *pp = pad_priv(pad);
   ConsumedRelease done{pp};
   Lock lk(priv->lock);
   if (!then_wait)
     done.take();
-  if (count) {
+  if (what == Queued::InputBuffer) {
     pp->stats.buffers++;
     pp->stats.bytes += bytes;
     pp->stats.unheard += c.unheard;
@@ -876,10 +883,11 @@ static GstFlowReturn talker_format(GstCostreamMixer *self, GstCostreamMixerPad *
 }
 
 /* Streaming thread of `pad`: converts a buffer in the talker's input format (taken; decoded
- * already for Opus), computes its power, and queues it; with `then_wait`, then waits for room. */
+ * already for Opus), computes its power, and queues it (`what`: an input buffer, or audio made
+ * here), then returns or waits for room (`then`). */
 static GstFlowReturn queue_input(GstCostreamMixer *self, GstCostreamMixerPad *mpad, GstBuffer *buf,
                                  gsize bytes, int meta_level, const GstAudioInfo &out,
-                                 guint64 generation, bool then_wait) {
+                                 guint64 generation, Queued what, ThenWait then) {
   auto *pp = pad_priv(mpad);
   TalkerConverter::Converted c;
   if (!pp->converter.convert(buf, &pp->segment, &c)) {
@@ -900,7 +908,7 @@ static GstFlowReturn queue_input(GstCostreamMixer *self, GstCostreamMixerPad *mp
     to_silence(pp, c.chunk, out);
   else if (!KLASS(self)->forwards_inputs)
     to_pool(pp, c.chunk, out);
-  return queue_converted(self, mpad, generation, c, bytes, true, then_wait);
+  return queue_converted(self, mpad, generation, c, bytes, what, then);
 }
 
 static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) {
@@ -927,7 +935,8 @@ static GstFlowReturn gst_costream_mixer_sink_chain(GstPad *pad, GstObject *paren
       return GST_FLOW_OK;
     }
   }
-  return queue_input(self, mpad, buf, bytes, meta_level, out, generation, true);
+  return queue_input(self, mpad, buf, bytes, meta_level, out, generation, Queued::InputBuffer,
+                     ThenWait::ForRoom);
 }
 
 /* An Opus talker's GAP (a loss its jitter buffer gave up on): concealed now, but for the last
@@ -952,7 +961,7 @@ static void opus_gap(GstCostreamMixer *self, GstCostreamMixerPad *pad, GstClockT
     gst_buffer_unref(pcm);
     return;
   }
-  queue_input(self, pad, pcm, 0, -1, out, generation, false);
+  queue_input(self, pad, pcm, 0, -1, out, generation, Queued::Made, ThenWait::No);
 }
 
 /* A GAP event: silence for its duration, so the time counts as covered (non-live alignment). */
@@ -983,7 +992,7 @@ static void gst_costream_mixer_sink_gap(GstCostreamMixer *self, GstCostreamMixer
   c.chunk.power_whole = true;
   const guint64 rt = gst_segment_to_running_time(&pad_priv(pad)->segment, GST_FORMAT_TIME, ts);
   c.pts = GST_CLOCK_TIME_IS_VALID(rt) ? static_cast<double>(rt) * rate / GST_SECOND : NAN;
-  queue_converted(self, pad, generation, c, 0, false);
+  queue_converted(self, pad, generation, c, 0, Queued::Made);
 }
 
 static gboolean gst_costream_mixer_sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
@@ -1223,7 +1232,7 @@ void query_upstream_latency(GstCostreamMixer *self, gboolean *live, GstClockTime
 
 GstClockTime own_latency(GstCostreamMixer *self) {
   GST_OBJECT_LOCK(self);
-  const GstClockTime l = mixer_priv(self)->block_duration + mixer_priv(self)->jitter;
+  const GstClockTime l = mixer_priv(self)->block_duration + mixer_priv(self)->latency;
   GST_OBJECT_UNLOCK(self);
   return l;
 }
@@ -1490,7 +1499,7 @@ static void gst_costream_mixer_loop(gpointer user_data) {
 
   GST_OBJECT_LOCK(self);
   const GstClockTime timeout_ns = priv->timeout;
-  const GstClockTime jitter = priv->jitter;
+  const GstClockTime jitter = priv->latency;
   const GstClockTime feed_queue_time = priv->feed_queue_time;
   GST_OBJECT_UNLOCK(self);
 
@@ -2176,8 +2185,8 @@ static void gst_costream_mixer_set_property(GObject *object, guint prop_id, cons
     priv->block_duration = g_value_get_uint64(value);
     break;
   case PROP_LATENCY:
-    latency_changed = priv->jitter != g_value_get_uint64(value);
-    priv->jitter = g_value_get_uint64(value);
+    latency_changed = priv->latency != g_value_get_uint64(value);
+    priv->latency = g_value_get_uint64(value);
     break;
   case PROP_TIMEOUT:
     priv->timeout = g_value_get_uint64(value);
@@ -2211,7 +2220,7 @@ static void gst_costream_mixer_get_property(GObject *object, guint prop_id, GVal
     g_value_set_uint64(value, priv->block_duration);
     break;
   case PROP_LATENCY:
-    g_value_set_uint64(value, priv->jitter);
+    g_value_set_uint64(value, priv->latency);
     break;
   case PROP_TIMEOUT:
     g_value_set_uint64(value, priv->timeout);

@@ -77,6 +77,7 @@
 #include "../audio/level.h"
 #include "../audio/mix.h"
 #include "../audio/opus.h"
+#include "../audio/opusprops.h"
 #include "speakerslots.h"
 
 #include <gst/audio/audio.h>
@@ -104,12 +105,6 @@ using costream::SpeakerSlots;
 #define DEFAULT_SWITCH_THRESHOLD 6.0
 #define DEFAULT_SWITCH_HOLD 300
 #define DEFAULT_SLOT_TIMEOUT 1500
-#define DEFAULT_BITRATE 32000
-#define DEFAULT_COMPLEXITY 5
-#define DEFAULT_FRAME_DURATION 20
-#define DEFAULT_INBAND_FEC FALSE
-#define DEFAULT_PACKET_LOSS 0
-#define DEFAULT_DTX FALSE
 /* After losing its slot, a listener's own Opus encoder keeps running on the common mix this many
  * frames before the listener is switched to the shared packets: by then both encoders have coded
  * the same audio long enough for the listener's decoder to take the shared stream without a
@@ -150,7 +145,7 @@ enum class FeedMode { Raw, Opus };
 struct _GstMixMinusPad {
   GstCostreamMixerPad parent;
   guint index;
-  GstPad *srcpad; /* the participant's return feed (element's lock) */
+  GstPad *srcpad; /* the participant's return feed (priv->lock) */
   /* GST_OBJECT_LOCK (pad): */
   gint slot;
   gboolean speaking;
@@ -247,15 +242,21 @@ enum {
   PROP_SWITCH_THRESHOLD,
   PROP_SWITCH_HOLD,
   PROP_SLOT_TIMEOUT,
-  PROP_BITRATE,
-  PROP_COMPLEXITY,
-  PROP_FRAME_DURATION,
-  PROP_INBAND_FEC,
-  PROP_PACKET_LOSS,
-  PROP_DTX,
-  PROP_FEED_QUEUE_TIME,
+  PROP_OPUS_FIRST, /* the Opus feeds' encoder settings (costream::OpusProp order) */
+  PROP_FEED_QUEUE_TIME = PROP_OPUS_FIRST + costream::kOpusPropCount,
   PROP_STATS,
 };
+
+/* The Opus feeds' defaults: 32 kbit/s voice at complexity 5 (many encoders run at once), no
+ * FEC or DTX, 20 ms packets. */
+static costream::OpusProps default_opus_props() {
+  costream::OpusProps p;
+  p.settings.bitrate = 32000;
+  p.settings.complexity = 5;
+  p.settings.voice = true;
+  p.frame_ms = 20;
+  return p;
+}
 
 struct GstMixMinusPrivate {
   /* GST_OBJECT_LOCK (element): properties and counters */
@@ -263,10 +264,9 @@ struct GstMixMinusPrivate {
   /* Bumped (with the lock held) whenever `config` changes: the participants' threads keep a copy
    * and take the element lock only when it moved (see participant_config). */
   std::atomic<guint> config_generation{1};
-  OpusSettings opus;
-  guint frame_ms = DEFAULT_FRAME_DURATION;
+  costream::OpusProps opus; /* the Opus feeds' encoder settings */
   guint64 blocks_out = 0;
-  guint64 switches = 0;
+  guint64 pins = 0; /* stats `pins` */
   guint64 opus_frames = 0;
   guint64 opus_encodes = 0;
 
@@ -372,7 +372,9 @@ static gboolean gst_mix_minus_negotiate(GstCostreamMixer *mixer, GstAudioInfo *i
   }
   GstCaps *caps = gst_costream_mixer_fixate_caps(common, 1 /* voices */);
   if (!gst_audio_info_from_caps(info, caps)) {
-    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Could not fix an output format."),
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                      ("The participants' outputs settled on a format that is not complete "
+                       "raw audio (rate, channels and sample format fixed)."),
                       ("caps %" GST_PTR_FORMAT, caps));
     gst_caps_unref(caps);
     return FALSE;
@@ -493,8 +495,8 @@ void opus_block(GstMixMinus *self, GstCostreamMixerBlock *block, const std::vect
   const int channels = GST_AUDIO_INFO_CHANNELS(&block->info);
   const int bpf = GST_AUDIO_INFO_BPF(&block->info);
   GST_OBJECT_LOCK(self);
-  OpusSettings settings = priv->opus;
-  const guint frame_ms = priv->frame_ms;
+  OpusSettings settings = priv->opus.settings;
+  const guint frame_ms = priv->opus.frame_ms;
   GST_OBJECT_UNLOCK(self);
   settings.rate = rate;
   settings.channels = channels;
@@ -754,7 +756,7 @@ static GstFlowReturn gst_mix_minus_output(GstCostreamMixer *mixer, GstCostreamMi
   GST_OBJECT_LOCK(self);
   priv->blocks_out++;
   for (const auto &e : events)
-    priv->switches += e.kind == SlotEvent::Pin;
+    priv->pins += e.kind == SlotEvent::Pin;
   GST_OBJECT_UNLOCK(self);
   return flow.result();
 }
@@ -790,7 +792,7 @@ static gboolean gst_mix_minus_src_query(GstPad *pad, GstObject *parent, GstQuery
   guint64 block = 0;
   g_object_get(self, "output-buffer-duration", &block, nullptr);
   GST_OBJECT_LOCK(self);
-  const GstClockTime frame = self->priv->frame_ms * GST_MSECOND;
+  const GstClockTime frame = self->priv->opus.frame_ms * GST_MSECOND;
   GST_OBJECT_UNLOCK(self);
   if (frame <= block)
     return TRUE;
@@ -853,9 +855,6 @@ static void gst_mix_minus_pad_removed(GstCostreamMixer *mixer, GstCostreamMixerP
   }
 }
 
-/* A talker's streaming thread: an Opus packet whose RFC 6464 level says the participant is not
- * speaking, from a participant without a slot, is not decoded (nobody could hear it). Slot
- * holders and speaking challengers are. */
 /* The participant's streaming thread: its copy of the element's slot configuration, refreshed
  * under the element lock only when the configuration changed (one lock for every participant's
  * every buffer otherwise). */
@@ -869,6 +868,9 @@ static const SlotConfig &participant_config(GstMixMinus *self, GstMixMinusPad *m
   return mpad->config;
 }
 
+/* A talker's streaming thread: an Opus packet whose RFC 6464 level says the participant is not
+ * speaking, from a participant without a slot, is not decoded (nobody could hear it). Slot
+ * holders and speaking challengers are. */
 static gboolean gst_mix_minus_skip_decode(GstCostreamMixer *mixer, GstCostreamMixerPad *pad,
                                           double level_dbov) {
   auto *mpad = GST_MIX_MINUS_PAD(pad);
@@ -932,7 +934,7 @@ static void gst_mix_minus_reset(GstCostreamMixer *mixer) {
   }
   gst_costream_mixer_release_pads(pads);
   GST_OBJECT_LOCK(self);
-  self->priv->blocks_out = self->priv->switches = 0;
+  self->priv->blocks_out = self->priv->pins = 0;
   self->priv->opus_frames = self->priv->opus_encodes = 0;
   GST_OBJECT_UNLOCK(self);
 }
@@ -964,9 +966,9 @@ static GstStructure *gst_mix_minus_get_stats(GstMixMinus *self) {
   const guint n = gst_costream_mixer_pads_stats(GST_COSTREAM_MIXER(self), &array, &active);
   GST_OBJECT_LOCK(self);
   gst_structure_set(s, "participants", G_TYPE_UINT, n, "speakers", G_TYPE_UINT, active, "blocks",
-                    G_TYPE_UINT64, self->priv->blocks_out, "pins", G_TYPE_UINT64,
-                    self->priv->switches, "opus-frames", G_TYPE_UINT64, self->priv->opus_frames,
-                    "opus-encodes", G_TYPE_UINT64, self->priv->opus_encodes, nullptr);
+                    G_TYPE_UINT64, self->priv->blocks_out, "pins", G_TYPE_UINT64, self->priv->pins,
+                    "opus-frames", G_TYPE_UINT64, self->priv->opus_frames, "opus-encodes",
+                    G_TYPE_UINT64, self->priv->opus_encodes, nullptr);
   GST_OBJECT_UNLOCK(self);
   gst_structure_take_value(s, "pads", &array);
   return s;
@@ -981,6 +983,10 @@ static void gst_mix_minus_set_property(GObject *object, guint prop_id, const GVa
     return;
   }
   GST_OBJECT_LOCK(self);
+  if (costream::opus_props_set(&self->priv->opus, PROP_OPUS_FIRST, prop_id, value, "mixminus")) {
+    GST_OBJECT_UNLOCK(self);
+    return;
+  }
   self->priv->config_generation++;
   switch (prop_id) {
   case PROP_MAX_SPEAKERS:
@@ -997,29 +1003,6 @@ static void gst_mix_minus_set_property(GObject *object, guint prop_id, const GVa
     break;
   case PROP_SLOT_TIMEOUT:
     c.slot_timeout_ms = g_value_get_uint(value);
-    break;
-  case PROP_BITRATE:
-    self->priv->opus.bitrate = g_value_get_int(value);
-    break;
-  case PROP_COMPLEXITY:
-    self->priv->opus.complexity = g_value_get_int(value);
-    break;
-  case PROP_FRAME_DURATION: {
-    const guint ms = g_value_get_uint(value);
-    if (ms == 10 || ms == 20)
-      self->priv->frame_ms = ms;
-    else
-      g_warning("mixminus: frame-duration must be 10 or 20 (ms), not %u", ms);
-    break;
-  }
-  case PROP_INBAND_FEC:
-    self->priv->opus.inband_fec = g_value_get_boolean(value);
-    break;
-  case PROP_PACKET_LOSS:
-    self->priv->opus.packet_loss_percentage = g_value_get_int(value);
-    break;
-  case PROP_DTX:
-    self->priv->opus.dtx = g_value_get_boolean(value);
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1041,6 +1024,10 @@ static void gst_mix_minus_get_property(GObject *object, guint prop_id, GValue *v
     return;
   }
   GST_OBJECT_LOCK(self);
+  if (costream::opus_props_get(self->priv->opus, PROP_OPUS_FIRST, prop_id, value)) {
+    GST_OBJECT_UNLOCK(self);
+    return;
+  }
   switch (prop_id) {
   case PROP_MAX_SPEAKERS:
     g_value_set_uint(value, c.max_speakers);
@@ -1056,24 +1043,6 @@ static void gst_mix_minus_get_property(GObject *object, guint prop_id, GValue *v
     break;
   case PROP_SLOT_TIMEOUT:
     g_value_set_uint(value, static_cast<guint>(c.slot_timeout_ms));
-    break;
-  case PROP_BITRATE:
-    g_value_set_int(value, self->priv->opus.bitrate);
-    break;
-  case PROP_COMPLEXITY:
-    g_value_set_int(value, self->priv->opus.complexity);
-    break;
-  case PROP_FRAME_DURATION:
-    g_value_set_uint(value, self->priv->frame_ms);
-    break;
-  case PROP_INBAND_FEC:
-    g_value_set_boolean(value, self->priv->opus.inband_fec);
-    break;
-  case PROP_PACKET_LOSS:
-    g_value_set_int(value, self->priv->opus.packet_loss_percentage);
-    break;
-  case PROP_DTX:
-    g_value_set_boolean(value, self->priv->opus.dtx);
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1170,69 +1139,12 @@ static void gst_mix_minus_class_init(GstMixMinusClass *klass) {
                         "Milliseconds below the speech threshold after which a holder gives its "
                         "slot up",
                         0, 600000, DEFAULT_SLOT_TIMEOUT, rw));
-  const auto rw_ready = static_cast<GParamFlags>(G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
-                                                 G_PARAM_STATIC_STRINGS);
-  /**
-   * GstMixMinus:bitrate:
-   *
-   * Opus feeds: target bitrate of every encoder in bits/s (0: libopus chooses).
-   */
-  g_object_class_install_property(
-      gobject_class, PROP_BITRATE,
-      g_param_spec_int("bitrate", "Bitrate",
-                       "Opus feeds: bits per second of every encoder (0 = libopus chooses)", 0,
-                       512000, DEFAULT_BITRATE, rw));
-  /**
-   * GstMixMinus:complexity:
-   *
-   * Opus feeds: encoder complexity, 0 (fastest) to 10 (best).
-   */
-  g_object_class_install_property(
-      gobject_class, PROP_COMPLEXITY,
-      g_param_spec_int("complexity", "Complexity",
-                       "Opus feeds: encoder complexity, 0 (fastest) to 10 (best quality)", 0, 10,
-                       DEFAULT_COMPLEXITY, rw));
-  /**
-   * GstMixMinus:frame-duration:
-   *
-   * Opus feeds: milliseconds of audio per packet, 10 or 20.
-   */
-  g_object_class_install_property(
-      gobject_class, PROP_FRAME_DURATION,
-      g_param_spec_uint("frame-duration", "Frame duration",
-                        "Opus feeds: milliseconds per packet (10 or 20)", 10, 20,
-                        DEFAULT_FRAME_DURATION, rw_ready));
-  /**
-   * GstMixMinus:inband-fec:
-   *
-   * Opus feeds: add in-band forward error correction (the receiver recovers a lost packet from
-   * the next one).
-   */
-  g_object_class_install_property(
-      gobject_class, PROP_INBAND_FEC,
-      g_param_spec_boolean("inband-fec", "In-band FEC",
-                           "Opus feeds: in-band forward error correction", DEFAULT_INBAND_FEC, rw));
-  /**
-   * GstMixMinus:packet-loss-percentage:
-   *
-   * Opus feeds: the packet loss the encoders expect. With `inband-fec`, libopus spends bits on
-   * FEC only when this is above 0 (the more, the more); the receivers' jitter buffers report
-   * losses, a script or app sets it from them.
-   */
-  g_object_class_install_property(
-      gobject_class, PROP_PACKET_LOSS,
-      g_param_spec_int("packet-loss-percentage", "Loss percentage",
-                       "Opus feeds: packet loss (%) the encoders prepare for (with inband-fec)", 0,
-                       100, DEFAULT_PACKET_LOSS, rw));
-  /**
-   * GstMixMinus:dtx:
-   *
-   * Opus feeds: discontinuous transmission (tiny packets while the feed is silent).
-   */
-  g_object_class_install_property(
-      gobject_class, PROP_DTX,
-      g_param_spec_boolean("dtx", "DTX", "Opus feeds: discontinuous transmission during silence",
-                           DEFAULT_DTX, rw));
+  /* Opus feeds: bitrate, complexity, frame-duration, inband-fec, dtx, packet-loss-percentage */
+  costream::OpusPropsClass opus;
+  opus.prefix = "Opus feeds: ";
+  opus.bitrate_blurb = "bits per second of every encoder (0 = libopus chooses)";
+  opus.defaults = default_opus_props();
+  costream::opus_props_install(gobject_class, PROP_OPUS_FIRST, opus);
   /**
    * GstMixMinus:feed-queue-time:
    *
@@ -1286,9 +1198,5 @@ static void gst_mix_minus_init(GstMixMinus *self) {
   self->priv->config.switch_hold_ms = DEFAULT_SWITCH_HOLD;
   self->priv->config.slot_timeout_ms = DEFAULT_SLOT_TIMEOUT;
   self->priv->slots.configure(self->priv->config);
-  self->priv->opus.bitrate = DEFAULT_BITRATE;
-  self->priv->opus.complexity = DEFAULT_COMPLEXITY;
-  self->priv->opus.inband_fec = DEFAULT_INBAND_FEC;
-  self->priv->opus.packet_loss_percentage = DEFAULT_PACKET_LOSS;
-  self->priv->opus.dtx = DEFAULT_DTX;
+  self->priv->opus = default_opus_props();
 }

@@ -328,3 +328,40 @@ TEST_CASE("aac2opus: HE-AAC signalling (SBR, 22.05 kHz core) decodes at 44.1 kHz
   gst_object_unref(out);
   gst_object_unref(p);
 }
+
+TEST_CASE("rtmpbridge: no h264parse fails the change to READY with an error naming the package",
+          "[aac2opus][rtmpbridge]") {
+  /* Take h264parse out of this process's registry, as on a machine without plugins-bad; put it
+   * back afterwards. */
+  GstRegistry *reg = gst_registry_get();
+  GstPluginFeature *f = gst_registry_lookup_feature(reg, "h264parse");
+  REQUIRE(f != nullptr);
+  gst_registry_remove_feature(reg, f);
+  GstElement *p = gst_pipeline_new(nullptr);
+  GstElement *b = make("rtmpbridge");
+  g_object_set(b, "port", 0, nullptr);
+  gst_bin_add(GST_BIN(p), b);
+  CHECK(gst_element_set_state(p, GST_STATE_READY) == GST_STATE_CHANGE_FAILURE);
+  GstBus *bus = gst_element_get_bus(p);
+  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  REQUIRE(m != nullptr);
+  GError *e = nullptr;
+  gst_message_parse_error(m, &e, nullptr);
+  CHECK(e->domain == GST_CORE_ERROR);
+  CHECK(e->code == GST_CORE_ERROR_MISSING_PLUGIN);
+  CHECK(std::string(e->message).find("h264parse") != std::string::npos);
+  CHECK(std::string(e->message).find("gstreamer1.0-plugins-bad") != std::string::npos);
+  g_error_free(e);
+  gst_message_unref(m);
+  gst_object_unref(bus);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+  gst_registry_add_feature(reg, f); /* the registry takes its own reference (ref_sink) */
+  gst_object_unref(f);
+  /* and with it, the bridge reaches READY */
+  GstElement *ok = make("rtmpbridge");
+  g_object_set(ok, "port", 0, nullptr);
+  CHECK(gst_element_set_state(ok, GST_STATE_READY) == GST_STATE_CHANGE_SUCCESS);
+  gst_element_set_state(ok, GST_STATE_NULL);
+  gst_object_unref(ok);
+}

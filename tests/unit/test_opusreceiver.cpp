@@ -291,3 +291,25 @@ TEST_CASE("A hole a little short of a packet (live timestamps) is still recovere
   std::vector<double> d(pcm.begin(), pcm.end());
   CHECK(testsig::amplitude_near(d.data(), kFrame - early, 440, kRate) == Approx(0.3).margin(0.08));
 }
+
+TEST_CASE("A hole announced in uneven GAPs (live timestamps) counts its packets once",
+          "[opusreceiver]") {
+  /* Packets 50-52 lost. The jitter buffer's GAPs do not fall on packet boundaries: the first
+   * conceals 0.55 of a packet, the second 0.55 more, the next packet the remaining 1.9. Rounded
+   * per call that was 1 + 1 + 2 = 4 lost packets; the hole is 3. */
+  auto pk = encode_tone(false, 0, 2.0);
+  OpusReceiver rx;
+  REQUIRE(rx.init(1));
+  std::vector<float> pcm;
+  OpusReceiver::Output out;
+  for (size_t i = 0; i < 50; i++)
+    REQUIRE(rx.packet(pk[i].data.data(), pk[i].data.size(), kFrame, pk[i].pos, true, &pcm, &out));
+  const int64_t f = kFrame, p50 = pk[50].pos;
+  rx.gap(p50, f + f * 55 / 100, &pcm, &out);
+  CHECK(out.frames == f * 55 / 100);
+  rx.gap(p50 + f + f * 55 / 100, f * 55 / 100, &pcm, &out);
+  CHECK(out.frames == f * 55 / 100);
+  REQUIRE(rx.packet(pk[53].data.data(), pk[53].data.size(), kFrame, pk[53].pos, true, &pcm, &out));
+  CHECK(rx.counters().concealed == 3);
+  CHECK(rx.counters().concealed_frames == static_cast<uint64_t>(3 * f));
+}
