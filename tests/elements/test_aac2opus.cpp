@@ -232,6 +232,23 @@ TEST_CASE("aac2opus: the latency query reports a frame plus the encoder's lookah
   gst_object_unref(p);
 }
 
+namespace {
+
+/* The first error the pipeline posted (already on its bus), or null; the caller frees it. */
+GError *posted_error(GstElement *pipeline) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  gst_object_unref(bus);
+  if (!m)
+    return nullptr;
+  GError *e = nullptr;
+  gst_message_parse_error(m, &e, nullptr);
+  gst_message_unref(m);
+  return e;
+}
+
+} // namespace
+
 TEST_CASE("aac2opus: no AAC decoder gives an error naming the package to install", "[aac2opus]") {
   /* Hide every AAC decoder by rank, as on a machine without them. */
   std::vector<std::pair<GstPluginFeature *, guint>> hidden;
@@ -245,15 +262,10 @@ TEST_CASE("aac2opus: no AAC decoder gives an error naming the package to install
   GstElement *c = make("aac2opus");
   gst_bin_add(GST_BIN(p), c);
   CHECK(gst_element_set_state(p, GST_STATE_READY) == GST_STATE_CHANGE_FAILURE);
-  GstBus *bus = gst_element_get_bus(p);
-  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  REQUIRE(m != nullptr);
-  GError *e = nullptr;
-  gst_message_parse_error(m, &e, nullptr);
+  GError *e = posted_error(p);
+  REQUIRE(e != nullptr);
   CHECK(std::string(e->message).find("gstreamer1.0-libav") != std::string::npos);
   g_error_free(e);
-  gst_message_unref(m);
-  gst_object_unref(bus);
   gst_element_set_state(p, GST_STATE_NULL);
   gst_object_unref(p);
   for (auto &[f, rank] : hidden) {
@@ -342,18 +354,13 @@ TEST_CASE("rtmpbridge: no h264parse fails the change to READY with an error nami
   g_object_set(b, "port", 0, nullptr);
   gst_bin_add(GST_BIN(p), b);
   CHECK(gst_element_set_state(p, GST_STATE_READY) == GST_STATE_CHANGE_FAILURE);
-  GstBus *bus = gst_element_get_bus(p);
-  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  REQUIRE(m != nullptr);
-  GError *e = nullptr;
-  gst_message_parse_error(m, &e, nullptr);
+  GError *e = posted_error(p);
+  REQUIRE(e != nullptr);
   CHECK(e->domain == GST_CORE_ERROR);
   CHECK(e->code == GST_CORE_ERROR_MISSING_PLUGIN);
   CHECK(std::string(e->message).find("h264parse") != std::string::npos);
   CHECK(std::string(e->message).find("gstreamer1.0-plugins-bad") != std::string::npos);
   g_error_free(e);
-  gst_message_unref(m);
-  gst_object_unref(bus);
   gst_element_set_state(p, GST_STATE_NULL);
   gst_object_unref(p);
   gst_registry_add_feature(reg, f); /* the registry takes its own reference (ref_sink) */

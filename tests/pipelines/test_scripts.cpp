@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <set>
 
@@ -131,9 +132,11 @@ bool tcp_listening(unsigned port) {
   return false;
 }
 
-bool wait_tcp_listening(unsigned port, double seconds) {
+/* Polls `ready` every 20 ms until it holds (true) or `seconds` have passed (false): how a test
+ * waits for a child to bind its ports, instead of sleeping a fixed time. */
+bool wait_until(const std::function<bool()> &ready, double seconds) {
   const gint64 end = g_get_monotonic_time() + static_cast<gint64>(seconds * 1e6);
-  while (!tcp_listening(port)) {
+  while (!ready()) {
     if (g_get_monotonic_time() > end)
       return false;
     g_usleep(20000);
@@ -141,15 +144,12 @@ bool wait_tcp_listening(unsigned port, double seconds) {
   return true;
 }
 
-/* Waits (polling) until a child has bound its UDP ports; false after `seconds`. */
 bool wait_udp_bound(const std::vector<unsigned> &ports, double seconds) {
-  const gint64 end = g_get_monotonic_time() + static_cast<gint64>(seconds * 1e6);
-  while (!udp_bound(ports)) {
-    if (g_get_monotonic_time() > end)
-      return false;
-    g_usleep(20000);
-  }
-  return true;
+  return wait_until([&] { return udp_bound(ports); }, seconds);
+}
+
+bool wait_tcp_listening(unsigned port, double seconds) {
+  return wait_until([&] { return tcp_listening(port); }, seconds);
 }
 
 /* The 10 ms windows of a tone of `rms` (from `from` to `to` seconds) whose RMS is below a tenth of
