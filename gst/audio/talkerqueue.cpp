@@ -316,18 +316,13 @@ TalkerQueue::Coverage TalkerQueue::coverage(int64_t from, int64_t to) const {
   int64_t total = 0;
   double sum = 0.0;
   bool power_known = to > from;
-  for (const auto &s : chunks_) {
-    if (s.end() <= from)
-      continue;
-    if (s.start >= to)
-      break;
-    const int64_t a = std::max(from, s.start), b = std::min(to, s.end());
+  for_each_overlap(from, to, [&](const Stored &s, int64_t a, int64_t b) {
     total += b - a;
     if (s.chunk.power < 0.f || (!s.chunk.power_whole && (a != s.start || b != s.end())))
       power_known = false;
     else
       sum += static_cast<double>(s.chunk.power) * static_cast<double>(b - a);
-  }
+  });
   c.frames = static_cast<uint32_t>(std::max<int64_t>(0, total));
   c.power = power_known ? sum / static_cast<double>(to - from) : -1.0;
   return c;
@@ -371,18 +366,13 @@ void TalkerQueue::gather_float(int64_t from, size_t count, float *dst) const {
   const size_t bpf = config_.layout.bytes_per_frame();
   std::fill(dst, dst + count * ch, 0.f);
   const int64_t to = from + static_cast<int64_t>(count);
-  for (const auto &s : chunks_) {
-    if (s.end() <= from)
-      continue;
-    if (s.start >= to)
-      break;
-    const int64_t a = std::max(from, s.start), b = std::min(to, s.end());
+  for_each_overlap(from, to, [&](const Stored &s, int64_t a, int64_t b) {
     for (int64_t i = a; i < b; i++) {
       const uint8_t *p = s.chunk.data + (i - s.start) * bpf;
       for (unsigned c = 0; c < ch; c++)
         dst[(i - from) * ch + c] = to_float(p + c * ss, config_.layout.format);
     }
-  }
+  });
 }
 
 void TalkerQueue::finish_read(int64_t out, uint32_t n, ReadResult *result) {

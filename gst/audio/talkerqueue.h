@@ -22,6 +22,7 @@
 
 #include "sampleformat.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <deque>
@@ -120,6 +121,17 @@ private:
     Chunk chunk;
     int64_t end() const { return start + chunk.frames; }
   };
+  /* Calls fn(stored, a, b) for every queued chunk that overlaps [from, to), in order, [a, b) being
+   * the overlap. */
+  template <typename Fn> void for_each_overlap(int64_t from, int64_t to, Fn fn) const {
+    for (const auto &s : chunks_) {
+      if (s.end() <= from)
+        continue;
+      if (s.start >= to)
+        break;
+      fn(s, std::max(from, s.start), std::min(to, s.end()));
+    }
+  }
 
   double reader_position(int64_t out) const { return static_cast<double>(out) + correction_; }
   void begin_read(int64_t out, uint32_t n);

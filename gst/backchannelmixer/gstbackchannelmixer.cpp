@@ -53,6 +53,7 @@
 
 #include "../audio/level.h"
 #include "../audio/mix.h"
+#include "../common/objectlock.h"
 
 #include <gst/audio/audio.h>
 
@@ -107,10 +108,12 @@ enum {
 struct GstBackchannelMixerPrivate {
   GstPad *srcpad = nullptr;
 
-  /* GST_OBJECT_LOCK (element): properties and counters */
-  gboolean limiter = DEFAULT_LIMITER;
-  gboolean idle_silence = DEFAULT_IDLE_SILENCE;
-  gdouble talk_threshold = DEFAULT_TALK_THRESHOLD;
+  /* GST_OBJECT_LOCK (element): properties (copied once per block) and counters */
+  struct Settings {
+    gboolean limiter = DEFAULT_LIMITER;
+    gboolean idle_silence = DEFAULT_IDLE_SILENCE;
+    gdouble talk_threshold = DEFAULT_TALK_THRESHOLD;
+  } settings;
   guint64 blocks_out = 0;
   guint64 silent_blocks = 0;
   guint64 passthrough_blocks = 0;
@@ -190,11 +193,10 @@ static GstFlowReturn gst_backchannel_mixer_output(GstCostreamMixer *mixer,
   if (gst_pad_check_reconfigure(priv->srcpad))
     gst_costream_mixer_request_reconfigure(mixer);
 
-  GST_OBJECT_LOCK(self);
-  const bool use_limiter = priv->limiter;
-  const bool idle_silence = priv->idle_silence;
-  const double talk_threshold = priv->talk_threshold;
-  GST_OBJECT_UNLOCK(self);
+  const auto st = costream::locked_copy(self, priv->settings);
+  const bool use_limiter = st.limiter;
+  const bool idle_silence = st.idle_silence;
+  const double talk_threshold = st.talk_threshold;
 
   const int rate = GST_AUDIO_INFO_RATE(&block->info);
   const int channels = GST_AUDIO_INFO_CHANNELS(&block->info);
@@ -250,13 +252,14 @@ static GstFlowReturn gst_backchannel_mixer_output(GstCostreamMixer *mixer,
     gst_element_post_message(GST_ELEMENT(self), talker_message(self, v.pad, heard, v.level));
   }
 
-  GST_OBJECT_LOCK(self);
-  priv->blocks_out++;
-  if (passthrough)
-    priv->passthrough_blocks++;
-  if (!outbuf)
-    priv->silent_blocks++;
-  GST_OBJECT_UNLOCK(self);
+  {
+    costream::ObjectLock lk(self);
+    priv->blocks_out++;
+    if (passthrough)
+      priv->passthrough_blocks++;
+    if (!outbuf)
+      priv->silent_blocks++;
+  }
 
   if (!outbuf && !idle_silence && !block->discont) {
     /* Nobody to hear: tell downstream time passes without sending samples. (The first block is
@@ -291,9 +294,8 @@ static void gst_backchannel_mixer_reset(GstCostreamMixer *mixer) {
     gst_costream_mixer_pad_set_active(p, FALSE);
   }
   gst_costream_mixer_release_pads(pads);
-  GST_OBJECT_LOCK(self);
+  costream::ObjectLock lk(self);
   priv->blocks_out = priv->silent_blocks = priv->passthrough_blocks = 0;
-  GST_OBJECT_UNLOCK(self);
 }
 
 static GstStructure *gst_backchannel_mixer_get_stats(GstBackchannelMixer *self) {
@@ -302,12 +304,13 @@ static GstStructure *gst_backchannel_mixer_get_stats(GstBackchannelMixer *self) 
   GValue array = G_VALUE_INIT;
   guint active = 0;
   const guint talkers = gst_costream_mixer_pads_stats(GST_COSTREAM_MIXER(self), &array, &active);
-  GST_OBJECT_LOCK(self);
-  gst_structure_set(s, "talkers", G_TYPE_UINT, talkers, "active-talkers", G_TYPE_UINT, active,
-                    "blocks", G_TYPE_UINT64, priv->blocks_out, "silent-blocks", G_TYPE_UINT64,
-                    priv->silent_blocks, "passthrough-blocks", G_TYPE_UINT64,
-                    priv->passthrough_blocks, nullptr);
-  GST_OBJECT_UNLOCK(self);
+  {
+    costream::ObjectLock lk(self);
+    gst_structure_set(s, "talkers", G_TYPE_UINT, talkers, "active-talkers", G_TYPE_UINT, active,
+                      "blocks", G_TYPE_UINT64, priv->blocks_out, "silent-blocks", G_TYPE_UINT64,
+                      priv->silent_blocks, "passthrough-blocks", G_TYPE_UINT64,
+                      priv->passthrough_blocks, nullptr);
+  }
   gst_structure_take_value(s, "pads", &array);
   return s;
 }
@@ -315,49 +318,46 @@ static GstStructure *gst_backchannel_mixer_get_stats(GstBackchannelMixer *self) 
 static void gst_backchannel_mixer_set_property(GObject *object, guint prop_id, const GValue *value,
                                                GParamSpec *pspec) {
   auto *self = GST_BACKCHANNEL_MIXER(object);
-  auto *priv = self->priv;
-  GST_OBJECT_LOCK(self);
+  auto &st = self->priv->settings;
+  costream::ObjectLock lk(self);
   switch (prop_id) {
   case PROP_LIMITER:
-    priv->limiter = g_value_get_boolean(value);
+    st.limiter = g_value_get_boolean(value);
     break;
   case PROP_IDLE_SILENCE:
-    priv->idle_silence = g_value_get_boolean(value);
+    st.idle_silence = g_value_get_boolean(value);
     break;
   case PROP_TALK_THRESHOLD:
-    priv->talk_threshold = g_value_get_double(value);
+    st.talk_threshold = g_value_get_double(value);
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
   }
-  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_backchannel_mixer_get_property(GObject *object, guint prop_id, GValue *value,
                                                GParamSpec *pspec) {
   auto *self = GST_BACKCHANNEL_MIXER(object);
-  auto *priv = self->priv;
   if (prop_id == PROP_STATS) {
     g_value_take_boxed(value, gst_backchannel_mixer_get_stats(self));
     return;
   }
-  GST_OBJECT_LOCK(self);
+  const auto st = costream::locked_copy(self, self->priv->settings);
   switch (prop_id) {
   case PROP_LIMITER:
-    g_value_set_boolean(value, priv->limiter);
+    g_value_set_boolean(value, st.limiter);
     break;
   case PROP_IDLE_SILENCE:
-    g_value_set_boolean(value, priv->idle_silence);
+    g_value_set_boolean(value, st.idle_silence);
     break;
   case PROP_TALK_THRESHOLD:
-    g_value_set_double(value, priv->talk_threshold);
+    g_value_set_double(value, st.talk_threshold);
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
   }
-  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_backchannel_mixer_finalize(GObject *object) {

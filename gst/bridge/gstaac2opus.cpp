@@ -31,6 +31,8 @@
 
 #include "gstcostreamopusenc.h"
 
+#include "../common/objectlock.h"
+
 #include <initializer_list>
 
 GST_DEBUG_CATEGORY_STATIC(gst_aac2opus_debug);
@@ -141,10 +143,11 @@ static gboolean build(GstAac2Opus *self) {
   }
   self->decoder = gst_element_factory_create(factory, "decoder");
   GST_INFO_OBJECT(self, "decoding AAC with %s", GST_OBJECT_NAME(factory));
-  GST_OBJECT_LOCK(self);
-  g_free(self->decoder_name);
-  self->decoder_name = g_strdup(GST_OBJECT_NAME(factory));
-  GST_OBJECT_UNLOCK(self);
+  {
+    costream::ObjectLock lk(self);
+    g_free(self->decoder_name);
+    self->decoder_name = g_strdup(GST_OBJECT_NAME(factory));
+  }
   gst_object_unref(factory);
   GstElement *parse = gst_element_factory_make("aacparse", "parse");
   GstElement *convert = gst_element_factory_make("audioconvert", "convert");
@@ -161,9 +164,7 @@ static gboolean build(GstAac2Opus *self) {
     self->decoder = nullptr;
     return FALSE;
   }
-  GST_OBJECT_LOCK(self);
-  const guint quality = self->resample_quality;
-  GST_OBJECT_UNLOCK(self);
+  const guint quality = costream::locked_copy(self, self->resample_quality);
   g_object_set(resample, "quality", quality, nullptr);
   GstCaps *caps =
       gst_caps_from_string("audio/x-raw, rate = (int) 48000, channels = (int) [ 1, 2 ]");
@@ -218,9 +219,10 @@ static void gst_aac2opus_set_property(GObject *object, guint prop_id, const GVal
                                       GParamSpec *pspec) {
   auto *self = GST_AAC2OPUS(object);
   if (prop_id == PROP_RESAMPLE_QUALITY) {
-    GST_OBJECT_LOCK(self);
-    self->resample_quality = g_value_get_uint(value);
-    GST_OBJECT_UNLOCK(self);
+    {
+      costream::ObjectLock lk(self);
+      self->resample_quality = g_value_get_uint(value);
+    }
     if (GstElement *resample = gst_bin_get_by_name(GST_BIN(self), "resample")) {
       g_object_set(resample, "quality", g_value_get_uint(value), nullptr);
       gst_object_unref(resample);
@@ -239,15 +241,12 @@ static void gst_aac2opus_get_property(GObject *object, guint prop_id, GValue *va
                                       GParamSpec *pspec) {
   auto *self = GST_AAC2OPUS(object);
   if (prop_id == PROP_DECODER) {
-    GST_OBJECT_LOCK(self);
+    costream::ObjectLock lk(self);
     g_value_set_string(value, self->decoder_name);
-    GST_OBJECT_UNLOCK(self);
     return;
   }
   if (prop_id == PROP_RESAMPLE_QUALITY) {
-    GST_OBJECT_LOCK(self);
-    g_value_set_uint(value, self->resample_quality);
-    GST_OBJECT_UNLOCK(self);
+    g_value_set_uint(value, costream::locked_copy(self, self->resample_quality));
     return;
   }
   if (prop_id >= PROP_ENC_FIRST) {

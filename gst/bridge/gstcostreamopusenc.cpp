@@ -10,6 +10,7 @@
 
 #include "../audio/opus.h"
 #include "../audio/opusprops.h"
+#include "../common/objectlock.h"
 
 #include <vector>
 
@@ -53,7 +54,7 @@ costream::OpusSettings settings_of(GstCostreamOpusEnc *self, int rate, int chann
   costream::OpusSettings s;
   s.rate = rate;
   s.channels = channels;
-  GST_OBJECT_LOCK(self);
+  costream::ObjectLock lk(self);
   const costream::OpusSettings &p = self->props.settings;
   /* auto: 96 kbit/s stereo, 64 kbit/s mono (music and voice from a streamer, not a phone) */
   s.bitrate = p.bitrate > 0 ? p.bitrate : (channels == 2 ? 96000 : 64000);
@@ -63,7 +64,6 @@ costream::OpusSettings settings_of(GstCostreamOpusEnc *self, int rate, int chann
   s.packet_loss_percentage = p.packet_loss_percentage;
   s.voice = false;
   self->settings_changed = false;
-  GST_OBJECT_UNLOCK(self);
   return s;
 }
 
@@ -83,9 +83,7 @@ static gboolean gst_costream_opus_enc_set_format(GstAudioEncoder *benc, GstAudio
     return FALSE;
   }
   self->channels = channels;
-  GST_OBJECT_LOCK(self);
-  self->frame = rate / 1000 * static_cast<int>(self->props.frame_ms);
-  GST_OBJECT_UNLOCK(self);
+  self->frame = rate / 1000 * static_cast<int>(costream::locked_copy(self, self->props.frame_ms));
   gst_audio_encoder_set_frame_samples_min(benc, self->frame);
   gst_audio_encoder_set_frame_samples_max(benc, self->frame);
   gst_audio_encoder_set_frame_max(benc, 1);
@@ -112,9 +110,7 @@ static GstFlowReturn gst_costream_opus_enc_handle_frame(GstAudioEncoder *benc, G
   auto *self = GST_COSTREAM_OPUS_ENC(benc);
   if (!buf)
     return GST_FLOW_OK; /* drain: nothing held back (frames are encoded as they come) */
-  GST_OBJECT_LOCK(self);
-  const bool changed = self->settings_changed;
-  GST_OBJECT_UNLOCK(self);
+  const bool changed = costream::locked_copy(self, self->settings_changed);
   if (changed)
     self->enc->update(settings_of(self, self->enc->settings().rate, self->channels));
 
@@ -147,9 +143,8 @@ static gboolean gst_costream_opus_enc_start(GstAudioEncoder *benc) {
   delete self->enc;
   self->enc = new costream::OpusEnc();
   /* until the format is known: a frame plus libopus' 48 kHz lookahead (2.5 + 4 ms) */
-  GST_OBJECT_LOCK(self);
-  const GstClockTime latency = self->props.frame_ms * GST_MSECOND + 6500 * GST_USECOND;
-  GST_OBJECT_UNLOCK(self);
+  const GstClockTime latency =
+      costream::locked_copy(self, self->props.frame_ms) * GST_MSECOND + 6500 * GST_USECOND;
   gst_audio_encoder_set_latency(benc, latency, latency);
   return TRUE;
 }
@@ -170,21 +165,19 @@ static void gst_costream_opus_enc_flush(GstAudioEncoder *benc) {
 static void gst_costream_opus_enc_set_property(GObject *object, guint prop_id, const GValue *value,
                                                GParamSpec *pspec) {
   auto *self = GST_COSTREAM_OPUS_ENC(object);
-  GST_OBJECT_LOCK(self);
+  costream::ObjectLock lk(self);
   if (costream::opus_props_set(&self->props, PROP_OPUS_FIRST, prop_id, value, "aac2opus"))
     self->settings_changed = true;
   else
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_costream_opus_enc_get_property(GObject *object, guint prop_id, GValue *value,
                                                GParamSpec *pspec) {
   auto *self = GST_COSTREAM_OPUS_ENC(object);
-  GST_OBJECT_LOCK(self);
+  costream::ObjectLock lk(self);
   if (!costream::opus_props_get(self->props, PROP_OPUS_FIRST, prop_id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_costream_opus_enc_finalize(GObject *object) {

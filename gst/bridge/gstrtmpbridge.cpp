@@ -85,26 +85,29 @@ static GstElement *child(GstRtmpBridge *self, int which) {
   return which == 0 ? self->src : self->aac2opus;
 }
 
-static void gst_rtmp_bridge_set_property(GObject *object, guint prop_id, const GValue *value,
-                                         GParamSpec *pspec) {
-  auto *self = GST_RTMP_BRIDGE(object);
+/* The child and its property name that `prop_id` forwards to (nullptr: none). */
+static GObject *forwarded_to(GObject *object, guint prop_id, GParamSpec *pspec, const char **name) {
   if (prop_id == 0 || prop_id > forwarded.size()) {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-    return;
+    return nullptr;
   }
   const auto &f = forwarded[prop_id - 1];
-  g_object_set_property(G_OBJECT(child(self, f.first)), f.second, value);
+  *name = f.second;
+  return G_OBJECT(child(GST_RTMP_BRIDGE(object), f.first));
+}
+
+static void gst_rtmp_bridge_set_property(GObject *object, guint prop_id, const GValue *value,
+                                         GParamSpec *pspec) {
+  const char *name;
+  if (GObject *target = forwarded_to(object, prop_id, pspec, &name))
+    g_object_set_property(target, name, value);
 }
 
 static void gst_rtmp_bridge_get_property(GObject *object, guint prop_id, GValue *value,
                                          GParamSpec *pspec) {
-  auto *self = GST_RTMP_BRIDGE(object);
-  if (prop_id == 0 || prop_id > forwarded.size()) {
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-    return;
-  }
-  const auto &f = forwarded[prop_id - 1];
-  g_object_get_property(G_OBJECT(child(self, f.first)), f.second, value);
+  const char *name;
+  if (GObject *target = forwarded_to(object, prop_id, pspec, &name))
+    g_object_get_property(target, name, value);
 }
 
 /* (streaming thread) The demuxer knows a codec: link its chain and expose the bridge's pad. */

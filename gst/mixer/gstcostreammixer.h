@@ -54,6 +54,17 @@ struct GstCostreamMixerInput {
   bool eos = false;
 };
 
+/* What a talker's streaming thread knows of audio it is about to keep (GstCostreamMixerClass::
+ * audible). */
+struct GstCostreamMixerAudibility {
+  /* TRUE: an Opus packet not decoded yet, `level_dbov` the level its GstAudioLevelMeta gives
+   * (RFC 6464). FALSE: raw audio, `level_dbov` the talker's smoothed level after this buffer (the
+   * output's meter, run over the talker's own buffers as they arrive). */
+  gboolean packet_level = FALSE;
+  double level_dbov = -127.0;
+  double ms = 0.0; /* the audio's duration */
+};
+
 struct GstCostreamMixerBlock {
   GstAudioInfo info;
   costream::SampleFormat format = costream::SampleFormat::S16;
@@ -84,16 +95,12 @@ struct _GstCostreamMixerClass {
   void (*pad_removed)(GstCostreamMixer *self, GstCostreamMixerPad *pad);
   /* The stream starts over (READY->PAUSED, flushing seek): forget per-stream state. */
   void (*reset)(GstCostreamMixer *self);
-  /* A talker's streaming thread, Opus input with a GstAudioLevelMeta (`level_dbov`): TRUE when
-   * the packet need not be decoded because the talker cannot be heard (it is queued as silence,
-   * its level still counts). NULL: always decode. */
-  gboolean (*skip_decode)(GstCostreamMixer *self, GstCostreamMixerPad *pad, double level_dbov);
-  /* A talker's streaming thread, raw input: `level_dbov` is the talker's smoothed level after
-   * this buffer (the output's meter, run over the talker's own buffers as they arrive), `ms` the
-   * buffer's duration. TRUE when nobody can hear the buffer whenever it is mixed: its samples are
-   * not kept (silence is queued; its level still counts). NULL: always keep them. */
-  gboolean (*samples_unheard)(GstCostreamMixer *self, GstCostreamMixerPad *pad, double level_dbov,
-                              double ms);
+  /* A talker's streaming thread, before it keeps audio (see GstCostreamMixerAudibility): FALSE
+   * when nobody can hear it whenever it is mixed, so it need not be decoded (Opus) or its samples
+   * kept (raw): silence of its duration is queued instead, and its level still counts. NULL:
+   * always audible. */
+  gboolean (*audible)(GstCostreamMixer *self, GstCostreamMixerPad *pad,
+                      const GstCostreamMixerAudibility *a);
 
   /* TRUE when `output` may forward a talker's own buffer (GstCostreamMixerInput::exact is set
    * for blocks that are exactly one); FALSE leaves it NULL (one reference less per talker and

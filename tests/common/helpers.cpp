@@ -5,8 +5,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 namespace testgst {
 
@@ -197,6 +199,128 @@ std::vector<double> wav_samples(const std::string &path) {
                     "appsink name=a sync=false",
                 "a", c);
   return c.channel(0, 1);
+}
+
+TalkerPad::TalkerPad(GstElement *m, GstCaps *caps) : mixer(m) {
+  src = gst_pad_new("talker", GST_PAD_SRC);
+  gst_pad_set_query_function(src, [](GstPad *pad, GstObject *, GstQuery *q) -> gboolean {
+    if (GST_QUERY_TYPE(q) == GST_QUERY_LATENCY) {
+      gst_query_set_latency(q, TRUE, 0, GST_CLOCK_TIME_NONE);
+      return TRUE;
+    }
+    return gst_pad_query_default(pad, nullptr, q);
+  });
+  gst_pad_set_active(src, TRUE);
+  sink = gst_element_request_pad_simple(mixer, "sink_%u");
+  REQUIRE(sink != nullptr);
+  REQUIRE(gst_pad_link(src, sink) == GST_PAD_LINK_OK);
+  gst_pad_push_event(src, gst_event_new_stream_start("talker"));
+  gst_pad_push_event(src, gst_event_new_caps(caps));
+  gst_caps_unref(caps);
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  gst_pad_push_event(src, gst_event_new_segment(&seg));
+}
+
+void TalkerPad::push(GstBuffer *b) {
+  REQUIRE(gst_pad_push(src, b) == GST_FLOW_OK);
+}
+
+void TalkerPad::leave() {
+  if (!sink)
+    return;
+  gst_pad_unlink(src, sink);
+  gst_element_release_request_pad(mixer, sink);
+  gst_object_unref(sink);
+  sink = nullptr;
+}
+
+TalkerPad::~TalkerPad() {
+  leave();
+  gst_pad_set_active(src, FALSE);
+  gst_object_unref(src);
+}
+
+Churn churn_talkers(GstElement *pipeline, GstElement *mixer, int threads, int rounds, double volume,
+                    bool return_feeds) {
+  std::atomic<int> joined{0}, failures{0};
+  auto worker = [&](int id) {
+    for (int round = 0; round < rounds; round++) {
+      GError *e = nullptr;
+      gchar *desc = g_strdup_printf("audiotestsrc is-live=true samplesperbuffer=441 freq=1000 "
+                                    "volume=%g ! capsfilter caps=audio/x-raw,rate=44100",
+                                    volume);
+      GstElement *bin = gst_parse_bin_from_description(desc, TRUE, &e);
+      g_free(desc);
+      GstElement *rsink = return_feeds ? gst_element_factory_make("fakesink", nullptr) : nullptr;
+      if (!bin || e || (return_feeds && !rsink)) {
+        failures++;
+        g_clear_error(&e);
+        return;
+      }
+      gst_bin_add(GST_BIN(pipeline), bin);
+      GstPad *sinkpad = gst_element_request_pad_simple(mixer, "sink_%u");
+      GstPad *srcpad = gst_element_get_static_pad(bin, "src");
+      GstPad *ret = nullptr, *rsinkpad = nullptr;
+      if (rsink) {
+        g_object_set(rsink, "async", FALSE, nullptr);
+        gst_bin_add(GST_BIN(pipeline), rsink);
+        gchar *rname = g_strdup_printf("src_%s", GST_PAD_NAME(sinkpad) + 5);
+        ret = gst_element_get_static_pad(mixer, rname);
+        g_free(rname);
+        rsinkpad = gst_element_get_static_pad(rsink, "sink");
+        if (!ret || gst_pad_link(ret, rsinkpad) != GST_PAD_LINK_OK)
+          failures++;
+      }
+      if (gst_pad_link(srcpad, sinkpad) != GST_PAD_LINK_OK)
+        failures++;
+      if (rsink)
+        gst_element_sync_state_with_parent(rsink);
+      gst_element_sync_state_with_parent(bin);
+      joined++;
+      g_usleep(5000 + 3000 * id);
+      /* Lock its state first: while still in the PLAYING pipeline, a pipeline-wide state
+       * update (latency, async-done) could set it back to PLAYING behind our back. */
+      gst_element_set_locked_state(bin, TRUE);
+      if (rsink)
+        gst_element_set_locked_state(rsink, TRUE);
+      if (gst_element_set_state(bin, GST_STATE_NULL) != GST_STATE_CHANGE_SUCCESS)
+        failures++;
+      gst_pad_unlink(srcpad, sinkpad);
+      gst_element_release_request_pad(mixer, sinkpad);
+      gst_bin_remove(GST_BIN(pipeline), bin);
+      if (rsink) {
+        gst_element_set_state(rsink, GST_STATE_NULL);
+        gst_bin_remove(GST_BIN(pipeline), rsink);
+        gst_object_unref(rsinkpad);
+        if (ret)
+          gst_object_unref(ret);
+      }
+      gst_object_unref(srcpad);
+      gst_object_unref(sinkpad);
+    }
+  };
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; t++)
+    workers.emplace_back(worker, t);
+  for (auto &t : workers)
+    t.join();
+  return Churn{joined.load(), failures.load()};
+}
+
+bool contiguous(const Collected &out) {
+  for (size_t i = 1; i < out.buffers.size(); i++)
+    if (GST_BUFFER_PTS(out.buffers[i]) !=
+        GST_BUFFER_PTS(out.buffers[i - 1]) + GST_BUFFER_DURATION(out.buffers[i - 1]))
+      return false;
+  return true;
+}
+
+void pull_queued(GstElement *appsink, Collected &out) {
+  while (GstSample *smp = gst_app_sink_try_pull_sample(GST_APP_SINK(appsink), 0)) {
+    out.buffers.push_back(gst_buffer_ref(gst_sample_get_buffer(smp)));
+    gst_sample_unref(smp);
+  }
 }
 
 } // namespace testgst

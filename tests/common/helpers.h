@@ -62,4 +62,34 @@ std::vector<double> wav_samples(const std::string &path);
  * every 25 frames, and AAC from the lavfi audio source `audio` (e.g. "sine=frequency=440"). */
 void make_av_flv(const std::string &path, const std::string &audio);
 
+/* A talker fed synchronously from the test thread: when push() returns, the buffer is queued in
+ * the mixer. Its upstream answers the latency query as a live source would. */
+struct TalkerPad {
+  GstElement *mixer;
+  GstPad *src;
+  GstPad *sink;
+  TalkerPad(GstElement *m, GstCaps *caps);
+  void push(GstBuffer *b);
+  void leave();
+  ~TalkerPad();
+};
+
+/* Talkers joining and leaving a running mixer (`mixer`, in `pipeline`) from `threads` threads,
+ * `rounds` times each: a live 1 kHz tone at 44.1 kHz (volume `volume`) on a new `sink_%u`, and,
+ * with `return_feeds`, its `src_N` linked to a fakesink; kept for a few ms, then unlinked and
+ * released while the others flow. Counts what went wrong (the caller checks: Catch2 assertions
+ * are not thread-safe). */
+struct Churn {
+  int joined = 0;
+  int failures = 0;
+};
+Churn churn_talkers(GstElement *pipeline, GstElement *mixer, int threads, int rounds, double volume,
+                    bool return_feeds);
+
+/* The timestamps of `out` follow each other without a hole or an overlap. */
+bool contiguous(const Collected &out);
+
+/* Whatever is still queued in an appsink, without waiting. */
+void pull_queued(GstElement *appsink, Collected &out);
+
 } // namespace testgst

@@ -587,47 +587,6 @@ struct LivePipeline : Pipeline {
   }
 };
 
-/* A talker fed synchronously from the test thread: when push() returns, the buffer is queued in
- * the mixer. Its upstream answers the latency query as a live source would. */
-struct TalkerPad {
-  GstElement *mixer;
-  GstPad *src;
-  GstPad *sink;
-  explicit TalkerPad(GstElement *m, GstCaps *caps) : mixer(m) {
-    src = gst_pad_new("talker", GST_PAD_SRC);
-    gst_pad_set_query_function(src, [](GstPad *pad, GstObject *, GstQuery *q) -> gboolean {
-      if (GST_QUERY_TYPE(q) == GST_QUERY_LATENCY) {
-        gst_query_set_latency(q, TRUE, 0, GST_CLOCK_TIME_NONE);
-        return TRUE;
-      }
-      return gst_pad_query_default(pad, nullptr, q);
-    });
-    gst_pad_set_active(src, TRUE);
-    sink = gst_element_request_pad_simple(mixer, "sink_%u");
-    REQUIRE(gst_pad_link(src, sink) == GST_PAD_LINK_OK);
-    gst_pad_push_event(src, gst_event_new_stream_start("talker"));
-    gst_pad_push_event(src, gst_event_new_caps(caps));
-    gst_caps_unref(caps);
-    GstSegment seg;
-    gst_segment_init(&seg, GST_FORMAT_TIME);
-    gst_pad_push_event(src, gst_event_new_segment(&seg));
-  }
-  void push(GstBuffer *b) { REQUIRE(gst_pad_push(src, b) == GST_FLOW_OK); }
-  void leave() {
-    if (!sink)
-      return;
-    gst_pad_unlink(src, sink);
-    gst_element_release_request_pad(mixer, sink);
-    gst_object_unref(sink);
-    sink = nullptr;
-  }
-  ~TalkerPad() {
-    leave();
-    gst_pad_set_active(src, FALSE);
-    gst_object_unref(src);
-  }
-};
-
 } // namespace
 
 TEST_CASE("Live: talkers join, stall and leave while the output keeps flowing",
@@ -900,64 +859,21 @@ TEST_CASE("Stress: talkers requested and released from several threads while dat
   GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
   REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
 
-  /* Catch2 assertions are not thread-safe: workers count, the test thread checks. */
-  std::atomic<int> joined{0}, failures{0};
-  auto worker = [&](int id) {
-    for (int round = 0; round < 15; round++) {
-      GError *e = nullptr;
-      GstElement *bin = gst_parse_bin_from_description(
-          "audiotestsrc is-live=true samplesperbuffer=441 freq=1000 volume=0.1 ! "
-          "capsfilter caps=audio/x-raw,rate=44100",
-          TRUE, &e);
-      if (!bin || e) {
-        failures++;
-        g_clear_error(&e);
-        return;
-      }
-      gst_bin_add(GST_BIN(pipeline), bin);
-      GstPad *sinkpad = gst_element_request_pad_simple(m, "sink_%u");
-      GstPad *srcpad = gst_element_get_static_pad(bin, "src");
-      if (gst_pad_link(srcpad, sinkpad) != GST_PAD_LINK_OK)
-        failures++;
-      gst_element_sync_state_with_parent(bin);
-      joined++;
-      g_usleep(5000 + 3000 * id);
-      /* Lock its state first: while still in the PLAYING pipeline, a pipeline-wide state
-       * update (latency, async-done) could set it back to PLAYING behind our back. */
-      gst_element_set_locked_state(bin, TRUE);
-      if (gst_element_set_state(bin, GST_STATE_NULL) != GST_STATE_CHANGE_SUCCESS)
-        failures++;
-      gst_pad_unlink(srcpad, sinkpad);
-      gst_element_release_request_pad(m, sinkpad);
-      gst_bin_remove(GST_BIN(pipeline), bin);
-      gst_object_unref(srcpad);
-      gst_object_unref(sinkpad);
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; t++)
-    threads.emplace_back(worker, t);
-  for (auto &t : threads)
-    t.join();
-  CHECK(failures == 0);
-  CHECK(joined == 60);
+  const auto churn = churn_talkers(pipeline, m, 4, 15, 0.1, false);
+  CHECK(churn.failures == 0);
+  CHECK(churn.joined == 60);
   /* Every pad is gone but the one from the launch line. */
   CHECK(GST_ELEMENT(m)->numsinkpads == 1);
 
   Collected out;
-  while (GstSample *smp = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 0)) {
-    out.buffers.push_back(gst_buffer_ref(gst_sample_get_buffer(smp)));
-    gst_sample_unref(smp);
-  }
+  pull_queued(sink, out);
   pull_all(sink, out, 2 * GST_SECOND, out.buffers.size() + 20);
   gst_element_set_state(pipeline, GST_STATE_NULL);
 
   /* The output timeline has no holes, and the talker that stayed was never disturbed: its tone
    * keeps its level in every block while the others come and go. */
   REQUIRE(out.buffers.size() >= 40);
-  for (size_t i = 1; i < out.buffers.size(); i++)
-    REQUIRE(GST_BUFFER_PTS(out.buffers[i]) ==
-            GST_BUFFER_PTS(out.buffers[i - 1]) + GST_BUFFER_DURATION(out.buffers[i - 1]));
+  CHECK(contiguous(out));
   auto x = out.channel(0, 1);
   size_t checked = 0;
   for (size_t blk = 10; (blk + 4) * 160 <= x.size(); blk += 4) {

@@ -11,6 +11,7 @@
 #include "audio/opus.h"
 
 #include <gst/audio/audio.h>
+#include <gst/check/gsttestclock.h>
 
 #include <catch2/catch.hpp>
 
@@ -21,7 +22,7 @@
 #include <mutex>
 #include <thread>
 
-using namespace testgst;
+    using namespace testgst;
 
 namespace {
 
@@ -606,75 +607,21 @@ TEST_CASE("Stress: participants join and leave from several threads while the ro
   GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
   REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
 
-  std::atomic<int> joined{0}, failures{0};
-  auto worker = [&](int id) {
-    for (int round = 0; round < 10; round++) {
-      GError *e = nullptr;
-      GstElement *bin = gst_parse_bin_from_description(
-          "audiotestsrc is-live=true samplesperbuffer=441 freq=1000 volume=0.01 ! "
-          "capsfilter caps=audio/x-raw,rate=44100",
-          TRUE, &e);
-      GstElement *rsink = gst_element_factory_make("fakesink", nullptr);
-      if (!bin || e || !rsink) {
-        failures++;
-        g_clear_error(&e);
-        return;
-      }
-      g_object_set(rsink, "async", FALSE, nullptr);
-      gst_bin_add_many(GST_BIN(pipeline), bin, rsink, nullptr);
-      GstPad *sinkpad = gst_element_request_pad_simple(mm, "sink_%u");
-      gchar *rname = g_strdup_printf("src_%s", GST_PAD_NAME(sinkpad) + 5);
-      GstPad *ret = gst_element_get_static_pad(mm, rname);
-      g_free(rname);
-      GstPad *rsinkpad = gst_element_get_static_pad(rsink, "sink");
-      GstPad *srcpad = gst_element_get_static_pad(bin, "src");
-      if (!ret || gst_pad_link(ret, rsinkpad) != GST_PAD_LINK_OK)
-        failures++;
-      if (gst_pad_link(srcpad, sinkpad) != GST_PAD_LINK_OK)
-        failures++;
-      gst_element_sync_state_with_parent(rsink);
-      gst_element_sync_state_with_parent(bin);
-      joined++;
-      g_usleep(5000 + 3000 * id);
-      gst_element_set_locked_state(bin, TRUE);
-      gst_element_set_locked_state(rsink, TRUE);
-      if (gst_element_set_state(bin, GST_STATE_NULL) != GST_STATE_CHANGE_SUCCESS)
-        failures++;
-      gst_pad_unlink(srcpad, sinkpad);
-      gst_element_release_request_pad(mm, sinkpad);
-      gst_element_set_state(rsink, GST_STATE_NULL);
-      gst_bin_remove_many(GST_BIN(pipeline), bin, rsink, nullptr);
-      gst_object_unref(srcpad);
-      gst_object_unref(sinkpad);
-      gst_object_unref(rsinkpad);
-      if (ret)
-        gst_object_unref(ret);
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; t++)
-    threads.emplace_back(worker, t);
-  for (auto &t : threads)
-    t.join();
-  CHECK(failures == 0);
-  CHECK(joined == 40);
+  const auto churn = churn_talkers(pipeline, mm, 4, 10, 0.01, true);
+  CHECK(churn.failures == 0);
+  CHECK(churn.joined == 40);
   CHECK(GST_ELEMENT(mm)->numsinkpads == 2);
   CHECK(GST_ELEMENT(mm)->numsrcpads == 2);
 
   Collected out;
-  while (GstSample *smp = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 0)) {
-    out.buffers.push_back(gst_buffer_ref(gst_sample_get_buffer(smp)));
-    gst_sample_unref(smp);
-  }
+  pull_queued(sink, out);
   pull_all(sink, out, 5 * GST_SECOND, std::max<size_t>(out.buffers.size() + 20, 60));
   gst_element_set_state(pipeline, GST_STATE_NULL);
 
   /* Participant 1 kept hearing participant 0 (both hold the two slots; the quiet visitors never
    * beat them), with a timeline without holes. */
   REQUIRE(out.buffers.size() >= 40);
-  for (size_t i = 1; i < out.buffers.size(); i++)
-    REQUIRE(GST_BUFFER_PTS(out.buffers[i]) ==
-            GST_BUFFER_PTS(out.buffers[i - 1]) + GST_BUFFER_DURATION(out.buffers[i - 1]));
+  CHECK(contiguous(out));
   auto x = out.channel(0, 1);
   size_t checked = 0;
   for (size_t blk = 10; (blk + 4) * 480 <= x.size(); blk += 4) {
@@ -1014,4 +961,98 @@ TEST_CASE("A live participant is heard while another's source has sent nothing y
   auto x = out.channel(0, 1);
   REQUIRE(x.size() >= 48000);
   CHECK(testsig::amplitude_at(&x[x.size() - 24000], 24000, 440, kRate) == Approx(0.3).margin(0.01));
+}
+
+/* ---- live, on a test clock ---------------------------------------------------------------- */
+
+TEST_CASE("Live on a test clock: blocks go out at their deadline, a stalled participant holds up "
+          "nobody",
+          "[mixminus][live]") {
+  GstElement *pipeline = gst_pipeline_new(nullptr);
+  GstElement *mm = make("mixminus");
+  g_object_set(mm, "force-live", TRUE, "latency", 10 * GST_MSECOND, nullptr);
+  gst_bin_add(GST_BIN(pipeline), mm);
+  GstClock *clock = gst_test_clock_new();
+  GstTestClock *tc = GST_TEST_CLOCK(clock);
+  gst_pipeline_use_clock(GST_PIPELINE(pipeline), clock);
+  REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+
+  /* Two participants join while PLAYING (the clock stands still at 0: the room waits at block 0's
+   * deadline), each with an appsink on its return feed. */
+  TalkerPad a(mm, audio_caps("S16LE", kRate, 1));
+  TalkerPad b(mm, audio_caps("S16LE", kRate, 1));
+  GstElement *feed[2];
+  for (int i = 0; i < 2; i++) {
+    feed[i] = make("appsink");
+    g_object_set(feed[i], "sync", FALSE, "async", FALSE, "max-buffers", 0, nullptr);
+    gst_bin_add(GST_BIN(pipeline), feed[i]);
+    gchar *name = g_strdup_printf("src_%s", GST_PAD_NAME(i == 0 ? a.sink : b.sink) + 5);
+    REQUIRE(gst_element_link_pads(mm, name, feed[i], "sink"));
+    g_free(name);
+    gst_element_sync_state_with_parent(feed[i]);
+  }
+
+  const auto tone_a = tone_s16(300, 0.3, 100 * 480);
+  const auto tone_b = tone_s16(500, 0.3, 100 * 480);
+  auto block_of = [](const std::vector<int16_t> &t, int k) {
+    return s16_buffer(std::vector<int16_t>(t.begin() + k * 480, t.begin() + (k + 1) * 480),
+                      k * 10 * GST_MSECOND, 10 * GST_MSECOND);
+  };
+  Collected out[2];
+  std::vector<GstClockTime> deadlines; /* of the blocks mixed without b */
+  for (int k = 0; k < 100; k++) {
+    const bool b_talks = k < 40 || k >= 70;
+    a.push(block_of(tone_a, k));
+    if (b_talks) {
+      b.push(block_of(tone_b, k)); /* the block is complete: no wait on the clock */
+    } else {
+      /* b is missing: the room waits for block k's deadline, and only that long. */
+      GstClockID id;
+      gst_test_clock_wait_for_next_pending_id(tc, &id);
+      deadlines.push_back(gst_clock_id_get_time(id));
+      gst_clock_id_unref(id);
+      gst_test_clock_set_time(tc, std::max(gst_clock_get_time(clock), deadlines.back()));
+      if (GstClockID done = gst_test_clock_process_next_clock_id(tc))
+        gst_clock_id_unref(done);
+    }
+    for (int i = 0; i < 2; i++) {
+      GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(feed[i]), 10 * GST_SECOND);
+      INFO("block " << k << " feed " << i);
+      REQUIRE(s != nullptr);
+      out[i].buffers.push_back(gst_buffer_ref(gst_sample_get_buffer(s)));
+      gst_sample_unref(s);
+    }
+  }
+
+  /* Deadline of block k = its running time + one block + the `latency` allowance (the talkers
+   * report no latency of their own), to the nanosecond. */
+  REQUIRE(deadlines.size() == 30);
+  for (size_t i = 0; i < deadlines.size(); i++)
+    CHECK(deadlines[i] == (40 + i) * 10 * GST_MSECOND + 20 * GST_MSECOND);
+
+  for (int i = 0; i < 2; i++) {
+    CHECK(contiguous(out[i]));
+    CHECK(GST_BUFFER_PTS(out[i].buffers.front()) == 0);
+  }
+  auto xa = out[0].channel(0, 1); /* what a hears: b only */
+  auto xb = out[1].channel(0, 1); /* what b hears: a only */
+  REQUIRE(xa.size() == 100 * 480);
+  auto amp = [](const std::vector<double> &x, int from_block, int blocks, double freq) {
+    return testsig::amplitude_at(&x[from_block * 480], blocks * 480, freq, kRate);
+  };
+  CHECK(amp(xa, 10, 30, 500) == Approx(0.3).margin(0.01));
+  CHECK(amp(xa, 10, 30, 300) == Approx(0.0).margin(0.005));
+  CHECK(amp(xa, 41, 29, 500) == Approx(0.0).margin(0.005)); /* b stalled: silence, on time */
+  CHECK(amp(xa, 72, 28, 500) == Approx(0.3).margin(0.01));  /* b back, still holding its slot */
+  CHECK(amp(xb, 10, 90, 300) == Approx(0.3).margin(0.01));  /* a was never held up */
+  CHECK(amp(xb, 10, 90, 500) == Approx(0.0).margin(0.005));
+
+  guint64 timeouts = 0;
+  g_object_get(b.sink, "timeouts", &timeouts, nullptr);
+  CHECK(timeouts == 1);
+  a.leave();
+  b.leave();
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(clock);
+  gst_object_unref(pipeline);
 }
