@@ -76,6 +76,7 @@ static std::vector<std::pair<int, const char *>> forwarded; /* prop_id - 1 -> (c
 struct _GstRtmpBridge {
   GstBin parent;
   GstElement *src, *demux, *aac2opus, *parse, *filter;
+  gint keyframe_requests; /* downstream force-key-unit requests seen (atomic) */
 };
 
 G_DEFINE_TYPE(GstRtmpBridge, gst_rtmp_bridge, GST_TYPE_BIN);
@@ -110,6 +111,27 @@ static void gst_rtmp_bridge_get_property(GObject *object, guint prop_id, GValue 
     g_object_get_property(target, name, value);
 }
 
+/* A new WebRTC viewer's PLI arrives here as an upstream force-key-unit event. RTMP has no message
+ * that asks a publisher for a keyframe: say so once, clearly, then count. */
+static GstPadProbeReturn on_video_upstream(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+  auto *self = GST_RTMP_BRIDGE(data);
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  const GstStructure *s = gst_event_get_structure(event);
+  if (GST_EVENT_TYPE(event) != GST_EVENT_CUSTOM_UPSTREAM || !s ||
+      !gst_structure_has_name(s, "GstForceKeyUnit"))
+    return GST_PAD_PROBE_OK;
+  const gint n = g_atomic_int_add(&self->keyframe_requests, 1) + 1;
+  if (n == 1)
+    GST_WARNING_OBJECT(self,
+                       "downstream asked for a keyframe (a new viewer's PLI): RTMP cannot forward "
+                       "that to the publisher, the next keyframe comes at the publisher's own "
+                       "keyframe interval (rtmpserversrc stats keyframe-interval; OBS: Keyframe "
+                       "Interval 1 or 2 s). Further requests are logged at DEBUG level");
+  else
+    GST_DEBUG_OBJECT(self, "keyframe request %d not forwardable over RTMP", n);
+  return GST_PAD_PROBE_OK; /* h264parse still sees it (SPS/PPS with the next keyframe) */
+}
+
 /* (streaming thread) The demuxer knows a codec: link its chain and expose the bridge's pad. */
 static void on_demux_pad(GstElement *demux, GstPad *pad, gpointer data) {
   auto *self = GST_RTMP_BRIDGE(data);
@@ -130,6 +152,8 @@ static void on_demux_pad(GstElement *demux, GstPad *pad, gpointer data) {
   gst_object_unref(templ);
   gst_object_unref(target);
   gst_pad_set_active(ghost, TRUE);
+  if (!audio)
+    gst_pad_add_probe(ghost, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_video_upstream, self, nullptr);
   GST_INFO_OBJECT(self, "exposing %s", GST_PAD_NAME(ghost));
   gst_element_add_pad(GST_ELEMENT(self), ghost);
 }

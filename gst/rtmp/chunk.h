@@ -75,6 +75,8 @@ public:
 
   uint32_t chunk_size() const { return chunk_size_; }
   uint64_t bytes_in() const { return bytes_in_; }
+  /* Limits from now on (what is buffered already stays). */
+  void set_limits(const Limits &limits) { limits_ = limits; }
 
 private:
   struct Stream {

@@ -33,8 +33,20 @@ Value status(const char *level, const char *code, const char *description) {
 
 } // namespace
 
-Session::Session(SessionConfig config, MayPublish may_publish)
-    : config_(std::move(config)), may_publish_(std::move(may_publish)), reader_(config_.limits) {}
+Session::Session(SessionConfig config, SessionRoutes routes)
+    : config_(std::move(config)), routes_(std::move(routes)), reader_(config_.limits) {
+  if (!routes_.has_application)
+    routes_.has_application = [this](const std::string &app) {
+      return app == trim_slashes(config_.application);
+    };
+  if (!routes_.may_publish)
+    routes_.may_publish = [this](const std::string &, const std::string &key, std::string *why) {
+      if (config_.stream_key.empty() || keys_equal(key, config_.stream_key))
+        return true;
+      *why = "wrong stream key";
+      return false;
+    };
+}
 
 bool Session::keys_equal(const std::string &a, const std::string &b) {
   /* Time depends on the lengths only, never on where the keys differ. */
@@ -185,7 +197,7 @@ bool Session::on_command(const Message &m, size_t skip, std::vector<uint8_t> *ou
       args[2].get_number("objectEncoding", &encoding);
     }
     app = trim_slashes(strip_query(app));
-    if (app != trim_slashes(config_.application)) {
+    if (!routes_.has_application(app)) {
       send_command(0,
                    {Value::make_string("_error"), Value::make_number(txid), Value::make_null(),
                     status("error", "NetConnection.Connect.Rejected", "Unknown application")},
@@ -216,6 +228,7 @@ bool Session::on_command(const Message &m, size_t skip, std::vector<uint8_t> *ou
                   info},
                  out);
     connected_ = true;
+    app_ = app;
     events->push_back({SessionEvent::Connected, 0, app});
     return true;
   }
@@ -242,13 +255,10 @@ bool Session::on_command(const Message &m, size_t skip, std::vector<uint8_t> *ou
     const uint32_t sid = m.stream_id ? m.stream_id : 1;
     std::string refusal;
     bool ok = true;
-    if (!config_.stream_key.empty() && !keys_equal(key, config_.stream_key)) {
-      ok = false;
-      refusal = "wrong stream key";
-    } else if (publishing_) {
+    if (publishing_) {
       ok = false;
       refusal = "already publishing";
-    } else if (may_publish_ && !may_publish_(&refusal)) {
+    } else if (!routes_.may_publish(app_, key, &refusal)) {
       ok = false;
     }
     if (!ok) {

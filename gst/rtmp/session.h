@@ -25,6 +25,16 @@ struct SessionConfig {
   ChunkReader::Limits limits;
 };
 
+/* Where publishes may go. Empty functions: the session serves config.application and
+ * config.stream_key alone (an empty key: any key). */
+struct SessionRoutes {
+  /* At `connect`: whether the application (slashes and query trimmed) is served. */
+  std::function<bool(const std::string &app)> has_application;
+  /* At `publish` on a served application: accept, or refuse with a reason that does not contain
+   * the key. Compare keys with Session::keys_equal (constant time). */
+  std::function<bool(const std::string &app, const std::string &key, std::string *why)> may_publish;
+};
+
 struct SessionEvent {
   enum Kind {
     Connected,   /* `text`: the application */
@@ -45,11 +55,7 @@ struct SessionEvent {
 
 class Session {
 public:
-  /* Asked when the publisher sends `publish` with an acceptable key; return false (with a
-   * reason) to refuse, e.g. because another publisher is live. */
-  using MayPublish = std::function<bool(std::string *why)>;
-
-  Session(SessionConfig config, MayPublish may_publish);
+  explicit Session(SessionConfig config, SessionRoutes routes = {});
 
   /* Feeds received bytes. Appends what to send to `out` and what happened to `events`. Returns
    * false on a protocol error (`why`): the connection must be closed. */
@@ -62,6 +68,10 @@ public:
   bool should_close() const { return close_; }
   uint64_t bytes_in() const { return reader_.bytes_in() + handshake_bytes_; }
   uint64_t messages() const { return messages_; }
+  /* The application of the `connect` (empty before). */
+  const std::string &application() const { return app_; }
+  /* New limits from now on (a publish routed to an element with its own). */
+  void set_limits(const ChunkReader::Limits &limits) { reader_.set_limits(limits); }
 
   static bool keys_equal(const std::string &a, const std::string &b); /* constant time */
 
@@ -79,7 +89,8 @@ private:
   void unpublish(std::vector<SessionEvent> *events);
 
   SessionConfig config_;
-  MayPublish may_publish_;
+  SessionRoutes routes_;
+  std::string app_;
   ServerHandshake handshake_;
   ChunkReader reader_;
   ChunkWriter writer_;

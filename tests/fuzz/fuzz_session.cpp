@@ -10,11 +10,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cfg.limits.max_message_size = 1 << 20;
   cfg.limits.max_buffered = 4 << 20;
   bool live = size > 0 && data[0] & 2;
-  Session s(cfg, [live](std::string *why) {
+  SessionRoutes routes;
+  routes.may_publish = [live, &cfg](const std::string &, const std::string &key, std::string *why) {
     if (live)
       *why = "busy";
-    return !live;
-  });
+    else if (!cfg.stream_key.empty() && !Session::keys_equal(key, cfg.stream_key))
+      *why = "wrong stream key";
+    return why->empty();
+  };
+  Session s(cfg, routes);
   std::vector<uint8_t> hs(1 + 2 * kHandshakeSize, 0);
   hs[0] = 3;
   std::vector<uint8_t> out;

@@ -277,6 +277,28 @@ TEST_CASE("Audio-only and video-only publishes: only their pad appears, and it f
     }
     CHECK(idr == 3); /* -g 25 over 75 frames */
     CHECK(idr_with_config == idr);
+    /* A viewer's keyframe request (upstream force-key-unit, what rtph264pay sends for a PLI):
+     * the bridge says once, at WARNING level, that RTMP cannot forward it. */
+    static std::atomic<int> warnings{0};
+    static std::string said;
+    GstLogFunction fn = [](GstDebugCategory *cat, GstDebugLevel level, const gchar *, const gchar *,
+                           gint, GObject *, GstDebugMessage *msg, gpointer) {
+      if (level == GST_LEVEL_WARNING &&
+          g_str_equal(gst_debug_category_get_name(cat), "rtmpbridge")) {
+        if (warnings++ == 0)
+          said = gst_debug_message_get(msg);
+      }
+    };
+    gst_debug_set_threshold_for_name("rtmpbridge", GST_LEVEL_WARNING);
+    gst_debug_add_log_function(fn, nullptr, nullptr);
+    for (int i = 0; i < 3; i++) /* (FALSE: nobody upstream can act on it, as said) */
+      gst_element_send_event(
+          v, gst_event_new_custom(GST_EVENT_CUSTOM_UPSTREAM,
+                                  gst_structure_new("GstForceKeyUnit", "all-headers",
+                                                    G_TYPE_BOOLEAN, TRUE, nullptr)));
+    gst_debug_remove_log_function(fn);
+    CHECK(warnings == 1);
+    CHECK(said.find("RTMP cannot forward") != std::string::npos);
     std::lock_guard<std::mutex> lk(rig.lock);
     CHECK(rig.added == std::vector<std::string>{"video"});
     gst_object_unref(v);

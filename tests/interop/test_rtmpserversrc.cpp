@@ -15,9 +15,11 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <fstream>
 #include <thread>
+#include <tuple>
 
 using namespace testgst;
 
@@ -444,4 +446,235 @@ TEST_CASE("A publish longer than the handshake timeout ends cleanly on the publi
   gst_element_set_state(pub, GST_STATE_NULL);
   gst_object_unref(pub);
   CHECK(s.drain().size() > 10000);
+}
+
+/* ---- one port, many publishers ------------------------------------------------------------ */
+
+namespace {
+
+/* A TCP port nobody listens on now (bound and released at once). */
+guint free_tcp_port() {
+  GSocket *s =
+      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+  REQUIRE(s != nullptr);
+  GInetAddress *any = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *sa = g_inet_socket_address_new(any, 0);
+  REQUIRE(g_socket_bind(s, sa, TRUE, nullptr));
+  GSocketAddress *local = g_socket_get_local_address(s, nullptr);
+  const guint port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
+  g_object_unref(local);
+  g_object_unref(sa);
+  g_object_unref(any);
+  g_socket_close(s, nullptr);
+  g_object_unref(s);
+  return port;
+}
+
+/* A 3 s file whose AAC is a tone of its own, so whose publish reached which element shows. */
+const std::string &tone_flv(int freq) {
+  static std::map<int, std::string> paths;
+  auto &p = paths[freq];
+  if (p.empty()) {
+    p = test_tmpdir() + "/tone-" + std::to_string(freq) + ".flv";
+    make_av_flv(p, "sine=frequency=" + std::to_string(freq) + ":sample_rate=48000");
+  }
+  return p;
+}
+
+/* Several rtmpserversrc ! appsink in one pipeline, all on `port`. */
+struct Shared {
+  GstElement *pipeline = nullptr;
+  std::vector<GstElement *> srcs, sinks;
+  guint port;
+  Shared(guint p, const std::vector<std::string> &props) : port(p) {
+    std::string desc;
+    for (size_t i = 0; i < props.size(); i++)
+      desc += "rtmpserversrc name=src" + std::to_string(i) + " port=" + std::to_string(port) + " " +
+              props[i] + " ! appsink name=out" + std::to_string(i) + " sync=false max-buffers=0 ";
+    GError *err = nullptr;
+    pipeline = gst_parse_launch(desc.c_str(), &err);
+    REQUIRE(err == nullptr);
+    for (size_t i = 0; i < props.size(); i++) {
+      srcs.push_back(gst_bin_get_by_name(GST_BIN(pipeline), ("src" + std::to_string(i)).c_str()));
+      sinks.push_back(gst_bin_get_by_name(GST_BIN(pipeline), ("out" + std::to_string(i)).c_str()));
+    }
+  }
+  std::string url(const std::string &key) const {
+    return "rtmp://127.0.0.1:" + std::to_string(port) + "/live/" + key;
+  }
+  std::vector<uint8_t> drain(size_t i, GstClockTime quiet = GST_SECOND) {
+    std::vector<uint8_t> out;
+    while (GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(sinks[i]), quiet)) {
+      GstMapInfo m;
+      gst_buffer_map(gst_sample_get_buffer(s), &m, GST_MAP_READ);
+      out.insert(out.end(), m.data, m.data + m.size);
+      gst_buffer_unmap(gst_sample_get_buffer(s), &m);
+      gst_sample_unref(s);
+    }
+    return out;
+  }
+  guint64 stat(size_t i, const char *field) {
+    GstStructure *s = nullptr;
+    g_object_get(srcs[i], "stats", &s, nullptr);
+    guint64 v = 0;
+    gst_structure_get_uint64(s, field, &v);
+    gst_structure_free(s);
+    return v;
+  }
+  ~Shared() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    for (auto *e : srcs)
+      gst_object_unref(e);
+    for (auto *e : sinks)
+      gst_object_unref(e);
+    gst_object_unref(pipeline);
+  }
+};
+
+int ffmpeg_publish_file(const std::string &file, const std::string &url, bool realtime = false) {
+  std::vector<std::string> args = {"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error"};
+  if (realtime)
+    args.push_back("-re");
+  for (const char *a : {"-i", file.c_str(), "-c", "copy", "-f", "flv", url.c_str()})
+    args.push_back(a);
+  return run_command(args);
+}
+
+} // namespace
+
+TEST_CASE("One port, many publishers: each publish reaches the element serving its key",
+          "[rtmp][interop][shared]") {
+  Shared s(free_tcp_port(), {"stream-key=alice", "stream-key=bob", "" /* any other key */});
+  REQUIRE(gst_element_set_state(s.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (auto *src : s.srcs) {
+    guint bound = 0;
+    g_object_get(src, "bound-port", &bound, nullptr);
+    CHECK(bound == s.port);
+  }
+  const std::vector<std::pair<std::string, int>> pubs = {
+      {"alice", 300}, {"bob", 500}, {"carol", 700}};
+  /* all three at once */
+  std::vector<int> rc(3, -1);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < 3; i++)
+    threads.emplace_back(
+        [&, i] { rc[i] = ffmpeg_publish_file(tone_flv(pubs[i].second), s.url(pubs[i].first)); });
+  for (auto &t : threads)
+    t.join();
+  for (size_t i = 0; i < 3; i++) {
+    INFO("publisher " << pubs[i].first);
+    CHECK(rc[i] == 0);
+    check_identical(media_tags(s.drain(i)), media_tags(read_file(tone_flv(pubs[i].second))));
+    CHECK(s.stat(i, "publishes") == 1);
+    CHECK(s.stat(i, "connections") == 3); /* every connection on the port */
+  }
+}
+
+TEST_CASE("One port: a key nobody serves is refused before any media; a key served twice fails "
+          "to start, naming both elements",
+          "[rtmp][interop][shared]") {
+  {
+    Shared s(free_tcp_port(), {"stream-key=alice", "stream-key=bob"});
+    REQUIRE(gst_element_set_state(s.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    CHECK(ffmpeg_publish_file(tone_flv(300), s.url("mallory")) != 0);
+    for (size_t i = 0; i < 2; i++) {
+      CHECK(media_tags(s.drain(i, GST_SECOND / 2)).empty());
+      CHECK(s.stat(i, "refused") == 1);
+      CHECK(s.stat(i, "publishes") == 0);
+    }
+    /* the right key still works on the same port */
+    REQUIRE(ffmpeg_publish_file(tone_flv(500), s.url("bob")) == 0);
+    check_identical(media_tags(s.drain(1)), media_tags(read_file(tone_flv(500))));
+  }
+  {
+    Shared s(free_tcp_port(), {"stream-key=k3y-x9", "stream-key=k3y-x9"});
+    CHECK(gst_element_set_state(s.pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
+    GstBus *bus = gst_element_get_bus(s.pipeline);
+    GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    REQUIRE(m != nullptr);
+    GError *err = nullptr;
+    gst_message_parse_error(m, &err, nullptr);
+    const std::string text = err->message;
+    INFO(text);
+    CHECK(text.find("src0") != std::string::npos);
+    CHECK(text.find("src1") != std::string::npos);
+    CHECK(text.find("k3y-x9") == std::string::npos); /* the key itself is never shown */
+    g_error_free(err);
+    gst_message_unref(m);
+    gst_object_unref(bus);
+  }
+}
+
+TEST_CASE("One port: elements start and stop while another element's publisher streams",
+          "[rtmp][interop][shared]") {
+  const guint port = free_tcp_port();
+  Shared a(port, {"stream-key=alice"});
+  REQUIRE(gst_element_set_state(a.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  /* alice publishes in real time (3 s) ... */
+  int rc_alice = -1;
+  std::thread alice([&] { rc_alice = ffmpeg_publish_file(tone_flv(300), a.url("alice"), true); });
+  /* ... while bob's element comes, takes a publish, and goes, twice */
+  for (int round = 0; round < 2; round++) {
+    Shared b(port, {"stream-key=bob"});
+    REQUIRE(gst_element_set_state(b.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    REQUIRE(ffmpeg_publish_file(tone_flv(500), b.url("bob")) == 0);
+    check_identical(media_tags(b.drain(0)), media_tags(read_file(tone_flv(500))));
+  } /* b stops: its listener reference goes, alice's connection stays */
+  CHECK(ffmpeg_publish_file(tone_flv(500), a.url("bob")) != 0); /* nobody serves bob now */
+  alice.join();
+  CHECK(rc_alice == 0);
+  check_identical(media_tags(a.drain(0)), media_tags(read_file(tone_flv(300))));
+  CHECK(a.stat(0, "publishes") == 1);
+}
+
+TEST_CASE("The keyframe interval is measured; over 2 s it posts a one-time warning naming the OBS "
+          "setting",
+          "[rtmp][interop]") {
+  auto make = [](const std::string &name, int gop) {
+    const std::string path = test_tmpdir() + "/" + name;
+    REQUIRE(run_command({"timeout",
+                         "60",
+                         "ffmpeg",
+                         "-hide_banner",
+                         "-loglevel",
+                         "error",
+                         "-y",
+                         "-f",
+                         "lavfi",
+                         "-i",
+                         "testsrc=size=160x120:rate=25:duration=7",
+                         "-c:v",
+                         "libx264",
+                         "-preset",
+                         "ultrafast",
+                         "-bf",
+                         "0",
+                         "-g",
+                         std::to_string(gop),
+                         "-keyint_min",
+                         std::to_string(gop),
+                         "-sc_threshold",
+                         "0",
+                         "-an",
+                         path}) == 0);
+    return path;
+  };
+  const std::string slow = make("gop3s.flv", 75), fast = make("gop1s.flv", 25);
+  for (const auto &[path, interval, warns] :
+       {std::tuple<std::string, GstClockTime, size_t>{slow, 3 * GST_SECOND, 1},
+        std::tuple<std::string, GstClockTime, size_t>{fast, 1 * GST_SECOND, 0}}) {
+    INFO(path);
+    BusLog log;
+    Server s("");
+    attach(log, s.pipeline);
+    for (int publish = 0; publish < 2; publish++) /* warned once, not per publish */
+      REQUIRE(run_command({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-i",
+                           path, "-c", "copy", "-f", "flv", s.url("k")}) == 0);
+    s.drain();
+    CHECK(s.stat("keyframe-interval") == interval);
+    std::lock_guard<std::mutex> lk(log.lock);
+    REQUIRE(log.warnings.size() == warns);
+    if (warns)
+      CHECK(log.warnings[0].find("Keyframe Interval to 1 or 2 s") != std::string::npos);
+  }
 }

@@ -471,7 +471,7 @@ Client publisher(const char *app, const char *key) {
 TEST_CASE("Session: a publish goes through; media and metadata come out", "[rtmp][session]") {
   SessionConfig cfg;
   cfg.stream_key = "s3cret";
-  Session s(cfg, nullptr);
+  Session s(cfg);
   Client c = publisher("live", "s3cret?token=1");
   std::vector<uint8_t> meta;
   amf0::encode(S("@setDataFrame"), &meta);
@@ -513,7 +513,7 @@ TEST_CASE("Session: a publish goes through; media and metadata come out", "[rtmp
 TEST_CASE("Session: a wrong key is refused before any media is read", "[rtmp][session]") {
   SessionConfig cfg;
   cfg.stream_key = "s3cret";
-  Session s(cfg, nullptr);
+  Session s(cfg);
   Client c = publisher("live", "s3cre7");
   c.media(kVideo, 0, {0x17, 0x00, 0, 0, 0});
   auto r = run(s, c.bytes);
@@ -528,24 +528,54 @@ TEST_CASE("Session: a wrong key is refused before any media is read", "[rtmp][se
 TEST_CASE("Session: the application must match; another publisher can be refused",
           "[rtmp][session]") {
   {
-    Session s(SessionConfig(), nullptr);
+    Session s{SessionConfig()};
     auto r = run(s, publisher("other", "k").bytes);
     CHECK(r.out_contains("NetConnection.Connect.Rejected"));
     CHECK(s.should_close());
   }
   {
-    Session s(SessionConfig(), [](std::string *why) {
+    SessionRoutes routes;
+    routes.may_publish = [](const std::string &, const std::string &, std::string *why) {
       *why = "already live";
       return false;
-    });
+    };
+    Session s(SessionConfig(), routes);
     auto r = run(s, publisher("live", "k").bytes);
     CHECK(r.out_contains("NetStream.Publish.BadName"));
     CHECK(r.has(SessionEvent::Refused));
   }
+  {
+    /* Routes decide instead of the config: two applications, keys looked up by the router. */
+    std::string asked_app, asked_key;
+    SessionRoutes routes;
+    routes.has_application = [](const std::string &app) { return app == "a" || app == "b"; };
+    routes.may_publish = [&](const std::string &app, const std::string &key, std::string *why) {
+      asked_app = app;
+      asked_key = key;
+      if (Session::keys_equal(key, "k2"))
+        return true;
+      *why = "no element serves this stream key";
+      return false;
+    };
+    Session ok(SessionConfig(), routes);
+    auto r = run(ok, publisher("b", "k2?x=1").bytes);
+    CHECK(r.out_contains("NetStream.Publish.Start"));
+    CHECK(ok.application() == "b");
+    CHECK(asked_app == "b");
+    CHECK(asked_key == "k2");
+    Session refused(SessionConfig(), routes);
+    r = run(refused, publisher("a", "k3").bytes);
+    CHECK(r.out_contains("NetStream.Publish.BadName"));
+    for (auto &e : r.events)
+      CHECK(e.text.find("k3") == std::string::npos);
+    Session unknown(SessionConfig(), routes);
+    r = run(unknown, publisher("c", "k2").bytes);
+    CHECK(r.out_contains("NetConnection.Connect.Rejected"));
+  }
 }
 
 TEST_CASE("Session: ping is answered; keys compare in constant time", "[rtmp][session]") {
-  Session s(SessionConfig(), nullptr);
+  Session s{SessionConfig()};
   Client c;
   c.handshake();
   std::vector<uint8_t> ping;

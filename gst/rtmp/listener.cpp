@@ -1,0 +1,712 @@
+/* costream
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "listener.h"
+
+#include <gio/gio.h>
+#include <gst/gst.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <map>
+#include <mutex>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <vector>
+
+GST_DEBUG_CATEGORY_STATIC(rtmp_listener_debug);
+#define GST_CAT_DEFAULT rtmp_listener_debug
+
+namespace costream::rtmp {
+
+namespace {
+
+using Lock = std::unique_lock<std::mutex>;
+
+/* Past this much unsent reply a connection is dropped (a client that never reads). */
+constexpr size_t kMaxOut = 1 << 20;
+
+std::string address_string(GSocket *socket) {
+  GSocketAddress *sa = g_socket_get_remote_address(socket, nullptr);
+  if (!sa)
+    return "?";
+  std::string s = "?";
+  if (G_IS_INET_SOCKET_ADDRESS(sa)) {
+    gchar *ip =
+        g_inet_address_to_string(g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(sa)));
+    s = std::string(ip) + ":" +
+        std::to_string(g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(sa)));
+    g_free(ip);
+  }
+  g_object_unref(sa);
+  return s;
+}
+
+std::string trim_slashes(std::string s) {
+  while (!s.empty() && s.back() == '/')
+    s.pop_back();
+  while (!s.empty() && s.front() == '/')
+    s.erase(0, 1);
+  return s;
+}
+
+/* An attached element. */
+struct Slot {
+  PublishPoint *point;
+  PointConfig config;
+  std::string app; /* config.application, trimmed */
+  /* Held while the point is called: detach() waits for a call in progress (recursive: an element
+   * may be detached from inside its own call). */
+  std::recursive_mutex call;
+  bool attached = true;                   /* (call) */
+  struct Connection *publisher = nullptr; /* (the listener's lock) */
+};
+
+struct Connection {
+  GSocket *socket = nullptr;
+  std::string remote;
+  std::unique_ptr<Session> session;
+  std::vector<uint8_t> out;
+  size_t out_pos = 0;
+  gint64 accepted_at = 0; /* monotonic, us */
+  /* When the connection last started waiting for a publish: accepted, or its publish ended. The
+   * handshake timeout counts from here (a publisher that unpublishes still gets to send
+   * deleteStream and close by itself). */
+  gint64 waiting_since = 0;
+  gint64 last_rx = 0;
+  bool closing = false;       /* close once `out` is sent */
+  bool orphaned = false;      /* its element detached: close without telling it */
+  std::shared_ptr<Slot> slot; /* the element it publishes to */
+  uint64_t bytes_at_publish = 0;
+  uint64_t messages_counted = 0;
+  ~Connection() {
+    if (socket) {
+      g_socket_close(socket, nullptr);
+      g_object_unref(socket);
+    }
+  }
+};
+
+/* A call to an element, made after the listener's lock is released. */
+struct Delivery {
+  enum Kind { Started, Media, Stopped, Count } kind;
+  std::shared_ptr<Slot> slot;
+  std::string text;
+  SessionEvent event{SessionEvent::Warning};
+  uint64_t n[4] = {0, 0, 0, 0}; /* Count: connections, refused, bytes, messages; Stopped: bytes */
+};
+
+std::mutex registry_lock;
+std::map<std::string, std::weak_ptr<Listener>> &registry() {
+  static std::map<std::string, std::weak_ptr<Listener>> r;
+  return r;
+}
+
+} // namespace
+
+struct Listener::Core {
+  std::string key; /* in the registry; empty: not registered (port 0) */
+  GSocket *socket = nullptr;
+  unsigned port = 0;
+  int wake_fd = -1;
+  std::atomic<bool> stop{false};
+  GThread *thread = nullptr;
+
+  mutable std::mutex lock;
+  std::vector<std::shared_ptr<Slot>> slots;       /* (lock) */
+  std::vector<std::unique_ptr<Connection>> conns; /* (lock) written by the I/O thread only */
+
+  std::vector<Delivery> deliveries; /* the I/O thread only */
+
+  ~Core() {
+    conns.clear();
+    if (socket) {
+      g_socket_close(socket, nullptr);
+      g_object_unref(socket);
+    }
+    if (wake_fd >= 0)
+      close(wake_fd);
+  }
+  void wake() {
+    const uint64_t one = 1;
+    if (write(wake_fd, &one, sizeof(one)) < 0) {
+      /* the counter is full: the thread is awake anyway */
+    }
+  }
+
+  /* ---- the I/O thread; (lock) where said ---- */
+
+  void deliver(Delivery::Kind kind, const std::shared_ptr<Slot> &slot) {
+    deliveries.push_back(Delivery{kind, slot});
+  }
+  void count_all(uint64_t connections, uint64_t refused, const std::string &app) {
+    for (auto &s : slots) {
+      if (!app.empty() && s->app != app)
+        continue;
+      deliver(Delivery::Count, s);
+      deliveries.back().n[0] = connections;
+      deliveries.back().n[1] = refused;
+    }
+  }
+
+  /* (lock) Limits for a connection that publishes to nobody yet: the strictest. */
+  ChunkReader::Limits pending_limits() const {
+    ChunkReader::Limits l;
+    bool first = true;
+    for (auto &s : slots) {
+      if (first) {
+        l = s->config.limits;
+        first = false;
+        continue;
+      }
+      l.max_message_size = std::min(l.max_message_size, s->config.limits.max_message_size);
+      l.max_chunk_size = std::min(l.max_chunk_size, s->config.limits.max_chunk_size);
+    }
+    return l;
+  }
+  gint64 handshake_timeout() const {
+    gint64 t = 0;
+    for (auto &s : slots)
+      t = t == 0 ? s->config.handshake_timeout_us : std::min(t, s->config.handshake_timeout_us);
+    return t;
+  }
+  unsigned max_pending() const {
+    unsigned m = 0;
+    for (auto &s : slots)
+      m = std::max(m, s->config.max_pending);
+    return m;
+  }
+
+  /* (lock) The element a publish of `key` on `app` goes to; every element's key is compared (in
+   * constant time), whichever matches. */
+  std::shared_ptr<Slot> route(const std::string &app, const std::string &key) const {
+    std::shared_ptr<Slot> exact, any;
+    for (auto &s : slots) {
+      if (s->app != app)
+        continue;
+      if (s->config.stream_key.empty()) {
+        any = s;
+        continue;
+      }
+      if (Session::keys_equal(key, s->config.stream_key))
+        exact = s;
+    }
+    return exact ? exact : any;
+  }
+
+  SessionRoutes routes_for(Connection *c) {
+    SessionRoutes r;
+    r.has_application = [this](const std::string &app) {
+      for (auto &s : slots)
+        if (s->app == app)
+          return true;
+      return false;
+    };
+    r.may_publish = [this, c](const std::string &app, const std::string &key, std::string *why) {
+      auto slot = route(app, key);
+      if (!slot) {
+        *why = "no element serves this stream key";
+        return false;
+      }
+      if (slot->publisher) {
+        *why = "another publisher is live for " + slot->config.name;
+        return false;
+      }
+      slot->publisher = c;
+      c->slot = slot;
+      return true;
+    };
+    return r;
+  }
+
+  /* (lock) */
+  void end_publish(Connection &c, const std::string &reason) {
+    if (!c.slot)
+      return;
+    if (!c.orphaned) {
+      deliver(Delivery::Stopped, c.slot);
+      deliveries.back().text = reason;
+      deliveries.back().n[0] = c.session->bytes_in() - c.bytes_at_publish;
+    }
+    if (c.slot->publisher == &c)
+      c.slot->publisher = nullptr;
+    c.slot.reset();
+  }
+
+  /* (lock) */
+  void close_connection(size_t i, const std::string &reason) {
+    Connection &c = *conns[i];
+    end_publish(c, reason);
+    GST_DEBUG("port %u: closing %s: %s", port, c.remote.c_str(), reason.c_str());
+    conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+
+  /* (lock) One session event of connection `c`. */
+  void handle_event(Connection &c, SessionEvent &e) {
+    switch (e.kind) {
+    case SessionEvent::Connected:
+      GST_DEBUG("port %u: %s connected to application \"%s\"", port, c.remote.c_str(),
+                e.text.c_str());
+      break;
+    case SessionEvent::Refused:
+      GST_WARNING("port %u: refused %s: %s", port, c.remote.c_str(), e.text.c_str());
+      count_all(0, 1, c.session->application());
+      break;
+    case SessionEvent::Publishing:
+      if (!c.slot)
+        break;
+      c.bytes_at_publish = c.session->bytes_in();
+      c.session->set_limits(c.slot->config.limits);
+      deliver(Delivery::Started, c.slot);
+      deliveries.back().text = c.remote;
+      break;
+    case SessionEvent::Unpublished:
+      end_publish(c, "unpublished");
+      c.waiting_since = g_get_monotonic_time();
+      break;
+    case SessionEvent::Warning:
+      GST_DEBUG("port %u: %s: %s", port, c.remote.c_str(), e.text.c_str());
+      break;
+    case SessionEvent::Metadata:
+    case SessionEvent::Audio:
+    case SessionEvent::Video:
+      if (c.slot) {
+        deliver(Delivery::Media, c.slot);
+        deliveries.back().event = std::move(e);
+      }
+      break;
+    }
+  }
+
+  /* (lock) Sends what is queued for `c`; false if the socket failed. */
+  static bool flush_out(Connection &c) {
+    while (c.out_pos < c.out.size()) {
+      GError *err = nullptr;
+      const gssize n =
+          g_socket_send(c.socket, reinterpret_cast<const gchar *>(c.out.data() + c.out_pos),
+                        c.out.size() - c.out_pos, nullptr, &err);
+      if (n < 0) {
+        const bool again = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+        g_error_free(err);
+        return again && c.out.size() - c.out_pos <= kMaxOut;
+      }
+      c.out_pos += static_cast<size_t>(n);
+    }
+    c.out.clear();
+    c.out_pos = 0;
+    return true;
+  }
+
+  bool throttled(const Connection &c) const { return c.slot && c.slot->point->throttled(); }
+
+  /* (lock) */
+  void accept_connections() {
+    for (;;) {
+      GError *err = nullptr;
+      GSocket *s = g_socket_accept(socket, nullptr, &err);
+      if (!s) {
+        g_clear_error(&err);
+        return;
+      }
+      g_socket_set_blocking(s, FALSE);
+      auto c = std::make_unique<Connection>();
+      c->socket = s;
+      c->remote = address_string(s);
+      c->accepted_at = c->waiting_since = c->last_rx = g_get_monotonic_time();
+      SessionConfig cfg;
+      cfg.limits = pending_limits();
+      c->session = std::make_unique<Session>(cfg, routes_for(c.get()));
+      GST_DEBUG("port %u: connection from %s", port, c->remote.c_str());
+      count_all(1, 0, "");
+      /* Room for it: the oldest connection that is not publishing goes. */
+      const unsigned limit = max_pending();
+      size_t pending = 0, oldest = SIZE_MAX;
+      for (size_t i = 0; i < conns.size(); i++) {
+        if (conns[i]->slot)
+          continue;
+        pending++;
+        if (oldest == SIZE_MAX || conns[i]->accepted_at < conns[oldest]->accepted_at)
+          oldest = i;
+      }
+      if (pending >= limit && oldest != SIZE_MAX)
+        close_connection(oldest, "too many pending connections");
+      if (limit == 0)
+        continue; /* (c closes its socket) */
+      conns.push_back(std::move(c));
+    }
+  }
+
+  /* (lock) Reads and handles what connection i sent. False: it was closed. */
+  bool service_connection(size_t i) {
+    Connection &c = *conns[i];
+    uint8_t buf[65536];
+    for (int rounds = 0; rounds < 16; rounds++) {
+      GError *err = nullptr;
+      const gssize n =
+          g_socket_receive(c.socket, reinterpret_cast<gchar *>(buf), sizeof(buf), nullptr, &err);
+      if (n < 0) {
+        const bool again = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+        std::string msg = err->message;
+        g_error_free(err);
+        if (again)
+          return true;
+        close_connection(i, "socket error: " + msg);
+        return false;
+      }
+      if (n == 0) {
+        close_connection(i, "disconnected");
+        return false;
+      }
+      c.last_rx = g_get_monotonic_time();
+      std::vector<SessionEvent> events;
+      std::string why;
+      const bool ok = c.session->feed(buf, static_cast<size_t>(n), &c.out, &events, &why);
+      for (auto &e : events)
+        handle_event(c, e);
+      if (c.slot) {
+        deliver(Delivery::Count, c.slot);
+        deliveries.back().n[2] = static_cast<uint64_t>(n);
+        deliveries.back().n[3] = c.session->messages() - c.messages_counted;
+        c.messages_counted = c.session->messages();
+      }
+      if (!ok) {
+        GST_WARNING("port %u: dropping %s: %s", port, c.remote.c_str(), why.c_str());
+        close_connection(i, "protocol error: " + why);
+        return false;
+      }
+      if (!flush_out(c)) {
+        close_connection(i, "socket error while sending");
+        return false;
+      }
+      if (c.session->should_close()) {
+        c.closing = true;
+        if (c.out.empty()) {
+          close_connection(i, "refused");
+          return false;
+        }
+        return true;
+      }
+      if (throttled(c))
+        return true; /* downstream is behind: read later */
+    }
+    return true;
+  }
+
+  /* (lock) */
+  void check_timeouts() {
+    const gint64 hs = handshake_timeout();
+    const gint64 now = g_get_monotonic_time();
+    for (size_t k = conns.size(); k-- > 0;) {
+      Connection &c = *conns[k];
+      if (c.slot) {
+        const gint64 idle = c.slot->config.idle_timeout_us;
+        if (idle > 0 && now - c.last_rx > idle)
+          close_connection(k, "idle timeout");
+        continue;
+      }
+      if (hs > 0 && now - c.waiting_since > hs)
+        close_connection(k, "no publish within the handshake timeout");
+    }
+  }
+
+  /* No lock: the calls to the elements. */
+  void run_deliveries() {
+    for (auto &d : deliveries) {
+      std::lock_guard<std::recursive_mutex> g(d.slot->call);
+      if (!d.slot->attached)
+        continue;
+      PublishPoint *p = d.slot->point;
+      switch (d.kind) {
+      case Delivery::Started:
+        p->publish_started(d.text);
+        break;
+      case Delivery::Media:
+        p->media(d.event);
+        break;
+      case Delivery::Stopped:
+        p->publish_stopped(d.text, d.n[0]);
+        break;
+      case Delivery::Count:
+        p->count(d.n[0], d.n[1], d.n[2], d.n[3]);
+        break;
+      }
+    }
+    deliveries.clear();
+  }
+
+  void run() {
+    std::vector<struct pollfd> fds;
+    while (!stop.load()) {
+      bool any_throttled = false;
+      {
+        Lock lk(lock);
+        for (size_t k = conns.size(); k-- > 0;)
+          if (conns[k]->orphaned)
+            close_connection(k, "element stopped");
+        fds.clear();
+        fds.push_back({wake_fd, POLLIN, 0});
+        fds.push_back({g_socket_get_fd(socket), POLLIN, 0});
+        for (auto &c : conns) {
+          short ev = 0;
+          const bool thr = throttled(*c);
+          any_throttled |= thr;
+          if (!c->closing && !thr)
+            ev |= POLLIN;
+          if (!c->out.empty())
+            ev |= POLLOUT;
+          fds.push_back({g_socket_get_fd(c->socket), ev, 0});
+        }
+      }
+      const int r = poll(fds.data(), fds.size(), any_throttled ? 20 : 100);
+      if (r < 0 && errno != EINTR)
+        break;
+      if (stop.load())
+        break;
+      if (fds[0].revents & POLLIN) {
+        uint64_t v;
+        if (read(wake_fd, &v, sizeof(v)) < 0) {
+          /* nothing to read: someone else woke us */
+        }
+      }
+      {
+        Lock lk(lock);
+        /* connections first (indices match fds[2 + k]: only this thread adds or removes them);
+         * closing shifts them, so go backwards */
+        for (size_t k = std::min(conns.size(), fds.size() - 2); k-- > 0;) {
+          const short re = fds[2 + k].revents;
+          if (!re || conns[k]->orphaned)
+            continue;
+          if (re & POLLOUT) {
+            if (!flush_out(*conns[k])) {
+              close_connection(k, "socket error while sending");
+              continue;
+            }
+            if (conns[k]->closing && conns[k]->out.empty()) {
+              close_connection(k, "refused");
+              continue;
+            }
+          }
+          if (re & (POLLIN | POLLHUP | POLLERR))
+            service_connection(k);
+        }
+        if (fds[1].revents & POLLIN)
+          accept_connections();
+        check_timeouts();
+      }
+      run_deliveries();
+    }
+  }
+};
+
+namespace {
+
+gpointer io_thread(gpointer data) {
+  /* The thread's own reference: the Core outlives a Listener destroyed from inside a delivery. */
+  auto core = *static_cast<std::shared_ptr<Listener::Core> *>(data);
+  delete static_cast<std::shared_ptr<Listener::Core> *>(data);
+  core->run();
+  return nullptr;
+}
+
+/* Binds a listening socket: nullptr and `error` when it cannot. */
+GSocket *bind_socket(const std::string &address, unsigned port, std::string *error) {
+  GError *err = nullptr;
+  GInetAddress *ia = nullptr;
+  GSocketFamily family = G_SOCKET_FAMILY_IPV6;
+  if (address.empty()) {
+    ia = g_inet_address_new_any(G_SOCKET_FAMILY_IPV6);
+  } else {
+    ia = g_inet_address_new_from_string(address.c_str());
+    if (!ia) {
+      *error = "\"" + address + "\" is not an IP address to listen on.";
+      return nullptr;
+    }
+    family = g_inet_address_get_family(ia);
+  }
+  GSocket *sock = g_socket_new(family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &err);
+  if (!sock && address.empty()) { /* no IPv6 here: IPv4 only */
+    g_clear_error(&err);
+    g_object_unref(ia);
+    ia = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
+    family = G_SOCKET_FAMILY_IPV4;
+    sock = g_socket_new(family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &err);
+  }
+  if (!sock) {
+    *error = std::string("Could not create a socket: ") + err->message;
+    g_error_free(err);
+    g_object_unref(ia);
+    return nullptr;
+  }
+  if (family == G_SOCKET_FAMILY_IPV6 && address.empty())
+    g_socket_set_option(sock, IPPROTO_IPV6, IPV6_V6ONLY, 0, nullptr); /* IPv4 too */
+  GSocketAddress *sa = g_inet_socket_address_new(ia, static_cast<guint16>(port));
+  g_object_unref(ia);
+  const gboolean bound = g_socket_bind(sock, sa, TRUE, &err) && g_socket_listen(sock, &err);
+  g_object_unref(sa);
+  if (!bound) {
+    *error = "Could not listen on port " + std::to_string(port) + ": " + err->message;
+    g_error_free(err);
+    g_object_unref(sock);
+    return nullptr;
+  }
+  g_socket_set_blocking(sock, FALSE);
+  return sock;
+}
+
+} // namespace
+
+Listener::Listener(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+
+std::shared_ptr<Listener> Listener::acquire(const std::string &address, unsigned port,
+                                            std::string *error) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    GST_DEBUG_CATEGORY_INIT(rtmp_listener_debug, "rtmplistener", 0,
+                            "costream RTMP listening sockets shared by elements");
+  });
+  const std::string key = port ? address + "|" + std::to_string(port) : "";
+  std::lock_guard<std::mutex> rl(registry_lock);
+  if (!key.empty()) {
+    auto it = registry().find(key);
+    if (it != registry().end()) {
+      if (auto l = it->second.lock())
+        return l;
+    }
+  }
+  GSocket *sock = bind_socket(address, port, error);
+  if (!sock)
+    return nullptr;
+  auto core = std::make_shared<Core>();
+  core->key = key;
+  core->socket = sock;
+  core->port = port;
+  if (GSocketAddress *local = g_socket_get_local_address(sock, nullptr)) {
+    core->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
+    g_object_unref(local);
+  }
+  core->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (core->wake_fd < 0) {
+    *error = std::string("Could not create an eventfd: ") + g_strerror(errno);
+    return nullptr;
+  }
+  GST_INFO("listening on port %u", core->port);
+  core->thread = g_thread_new("rtmplistener", io_thread, new std::shared_ptr<Core>(core));
+  std::shared_ptr<Listener> l(new Listener(core));
+  if (!key.empty())
+    registry()[key] = l;
+  return l;
+}
+
+Listener::~Listener() {
+  {
+    std::lock_guard<std::mutex> rl(registry_lock);
+    if (!core_->key.empty()) {
+      auto it = registry().find(core_->key);
+      if (it != registry().end() && it->second.expired())
+        registry().erase(it);
+    }
+  }
+  core_->stop.store(true);
+  core_->wake();
+  if (g_thread_self() == core_->thread)
+    g_thread_unref(core_->thread); /* destroyed from a delivery: the thread ends by itself */
+  else
+    g_thread_join(core_->thread);
+  GST_INFO("stopped listening on port %u", core_->port);
+}
+
+unsigned Listener::port() const {
+  return core_->port;
+}
+
+size_t Listener::points() const {
+  Lock lk(core_->lock);
+  return core_->slots.size();
+}
+
+namespace {
+
+/* (the listener's lock) Another element serving what `config` serves, or nullptr. */
+const Slot *conflict(const std::vector<std::shared_ptr<Slot>> &slots, const PublishPoint *self,
+                     const std::string &app, const PointConfig &config) {
+  for (auto &s : slots) {
+    if (s->point != self && s->app == app &&
+        s->config.stream_key.empty() == config.stream_key.empty() &&
+        Session::keys_equal(s->config.stream_key, config.stream_key))
+      return s.get();
+  }
+  return nullptr;
+}
+
+std::string conflict_message(const PointConfig &config, const Slot &other, const std::string &app,
+                             unsigned port) {
+  return config.name + " and " + other.config.name + " both serve application \"" + app +
+         "\" with " +
+         (config.stream_key.empty() ? std::string("any stream key")
+                                    : std::string("the same stream key")) +
+         " on port " + std::to_string(port);
+}
+
+} // namespace
+
+bool Listener::attach(PublishPoint *point, const PointConfig &config, std::string *error) {
+  auto slot = std::make_shared<Slot>();
+  slot->point = point;
+  slot->config = config;
+  slot->app = trim_slashes(config.application);
+  Lock lk(core_->lock);
+  if (const Slot *other = conflict(core_->slots, point, slot->app, config)) {
+    *error = conflict_message(config, *other, slot->app, core_->port);
+    return false;
+  }
+  core_->slots.push_back(slot);
+  return true;
+}
+
+bool Listener::update(PublishPoint *point, const PointConfig &config, std::string *error) {
+  const std::string app = trim_slashes(config.application);
+  Lock lk(core_->lock);
+  if (const Slot *other = conflict(core_->slots, point, app, config)) {
+    *error = conflict_message(config, *other, app, core_->port);
+    return false;
+  }
+  for (auto &s : core_->slots) {
+    if (s->point == point) {
+      s->config = config;
+      s->app = app;
+    }
+  }
+  return true;
+}
+
+void Listener::detach(PublishPoint *point) {
+  std::shared_ptr<Slot> slot;
+  bool was_publishing = false;
+  uint64_t bytes = 0;
+  {
+    Lock lk(core_->lock);
+    auto it = std::find_if(core_->slots.begin(), core_->slots.end(),
+                           [point](const std::shared_ptr<Slot> &s) { return s->point == point; });
+    if (it == core_->slots.end())
+      return;
+    slot = *it;
+    core_->slots.erase(it);
+    if (Connection *c = slot->publisher) {
+      was_publishing = true;
+      bytes = c->session->bytes_in() - c->bytes_at_publish;
+      c->orphaned = true; /* the I/O thread closes it */
+      c->slot.reset();
+      slot->publisher = nullptr;
+    }
+  }
+  core_->wake();
+  std::lock_guard<std::recursive_mutex> g(slot->call); /* a call in progress ends first */
+  slot->attached = false;
+  if (was_publishing)
+    point->publish_stopped("element stopped", bytes);
+}
+
+} // namespace costream::rtmp

@@ -1,0 +1,103 @@
+/* costream
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * costream::rtmp::Listener: one listening socket per address and port in the process, shared by
+ * every rtmpserversrc (and rtmpbridge) configured with them, each publish dispatched by its
+ * application and stream key to the element that serves them.
+ *
+ *   socket bytes -> Listener (accept, limits, timeouts; one I/O thread) -> Session (per connection:
+ *   handshake, commands, media) -> routing by application + key -> PublishPoint (the element)
+ *
+ * Routing: `connect` to an application no element serves is rejected
+ * (NetConnection.Connect.Rejected); `publish` goes to the element whose stream key equals the one
+ * given (compared in constant time against every element's), else to the element of that
+ * application with no key (it takes any key nobody else serves), else it is refused with
+ * NetStream.Publish.BadName before any media is read. An element serves one publisher at a time:
+ * a second publish for it is refused. Two elements may not serve the same application and key
+ * (attach() fails and names both).
+ *
+ * Limits: before a connection is routed, the strictest of the attached elements' (smallest
+ * message and chunk sizes, shortest handshake timeout) and the largest max-pending-connections;
+ * once it publishes, its element's (message and chunk size, idle timeout).
+ *
+ * Threads: the I/O thread does all socket work, with the listener's lock held while it reads
+ * and routes; it calls the elements' PublishPoint after releasing that lock, one call at a time
+ * per element and never after detach() returned. attach() and detach() may be called from any
+ * thread, including from inside a PublishPoint call of another element.
+ */
+#pragma once
+
+#include "chunk.h"
+#include "session.h"
+
+#include <glib.h>
+
+#include <memory>
+#include <string>
+
+namespace costream::rtmp {
+
+/* What one element serves on a listener, and its limits. */
+struct PointConfig {
+  std::string name; /* the element's name, for messages */
+  std::string application = "live";
+  std::string stream_key; /* empty: any key no other element of the application serves */
+  ChunkReader::Limits limits;
+  gint64 handshake_timeout_us = 5 * G_USEC_PER_SEC; /* accept to publish */
+  gint64 idle_timeout_us = 10 * G_USEC_PER_SEC;     /* a publisher sending nothing; 0: never */
+  unsigned max_pending = 8;                         /* connections not publishing kept at once */
+};
+
+/* The element's side. Called from the listener's I/O thread (see the header). */
+class PublishPoint {
+public:
+  virtual ~PublishPoint() = default;
+  /* A publish was accepted for this element. */
+  virtual void publish_started(const std::string &remote) = 0;
+  /* Its metadata, audio and video messages, in order. */
+  virtual void media(SessionEvent &e) = 0;
+  /* It stopped: unpublished, disconnected, dropped or the element detached (`reason`), having
+   * sent `bytes` since it started publishing. */
+  virtual void publish_stopped(const std::string &reason, uint64_t bytes) = 0;
+  /* Counters to add: connections accepted on the port, publishes for this element's application
+   * refused (or connections to an application nobody serves), bytes and messages received from
+   * its publisher. */
+  virtual void count(uint64_t connections, uint64_t refused, uint64_t bytes, uint64_t messages) = 0;
+  /* Any thread: true while downstream is behind; its publisher is not read meanwhile (TCP
+   * pushes back). */
+  virtual bool throttled() const = 0;
+};
+
+class Listener {
+public:
+  /* The listener on `address` (empty: every interface, IPv4 and IPv6) and `port`, bound now if
+   * there is none yet. Port 0: a listener of its own on a free port. nullptr and `error` when
+   * it cannot listen. */
+  static std::shared_ptr<Listener> acquire(const std::string &address, unsigned port,
+                                           std::string *error);
+  ~Listener();
+  Listener(const Listener &) = delete;
+  Listener &operator=(const Listener &) = delete;
+
+  /* The port listened on. */
+  unsigned port() const;
+  /* Starts dispatching publishes for `config` to `point`. False (and `error`, naming both
+   * elements) when another element serves the same application and key. */
+  bool attach(PublishPoint *point, const PointConfig &config, std::string *error);
+  /* New settings for an attached element (properties changed while it runs): they apply to
+   * connections from now on. False (and `error`) as for attach(); the old ones stay. */
+  bool update(PublishPoint *point, const PointConfig &config, std::string *error);
+  /* Stops it: its publisher is disconnected (publish_stopped "element stopped" is called
+   * before this returns), and no call reaches `point` after. */
+  void detach(PublishPoint *point);
+  /* Elements attached (for tests). */
+  size_t points() const;
+
+  struct Core;
+
+private:
+  explicit Listener(std::shared_ptr<Core> core);
+  std::shared_ptr<Core> core_;
+};
+
+} // namespace costream::rtmp
