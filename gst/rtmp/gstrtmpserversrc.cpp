@@ -107,6 +107,9 @@ enum {
   PROP_IDLE_TIMEOUT,
   PROP_MAX_PENDING,
   PROP_STATS,
+  PROP_TLS_CERT_FILE,
+  PROP_TLS_KEY_FILE,
+  PROP_TLS_CERTIFICATE,
 };
 
 static GstStaticPadTemplate src_template =
@@ -138,6 +141,9 @@ struct Settings {
   guint handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT;
   guint idle_timeout = DEFAULT_IDLE_TIMEOUT;
   guint max_pending = DEFAULT_MAX_PENDING;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::shared_ptr<GTlsCertificate> tls_certificate; /* set by an application */
 };
 
 } // namespace
@@ -153,6 +159,7 @@ struct GstRtmpServerSrcPrivate : costream::rtmp::PublishPoint {
 
   /* The streaming thread's start()/stop() (and set_property for update()): */
   std::shared_ptr<costream::rtmp::Listener> listener;
+  std::shared_ptr<GTlsCertificate> certificate; /* RTMPS: what start() loaded */
 
   /* The listener's calls only: */
   Publish pub;
@@ -221,6 +228,7 @@ costream::rtmp::PointConfig point_config(GstRtmpServerSrc *self) {
   cfg.handshake_timeout_us = static_cast<gint64>(s.handshake_timeout) * 1000;
   cfg.idle_timeout_us = static_cast<gint64>(s.idle_timeout) * 1000;
   cfg.max_pending = s.max_pending;
+  cfg.certificate = self->priv->certificate;
   return cfg;
 }
 
@@ -443,6 +451,28 @@ static gboolean gst_rtmp_server_src_start(GstBaseSrc *src) {
   auto *priv = self->priv;
   const Settings s = settings_of(self);
   std::string error;
+  priv->certificate = s.tls_certificate;
+  if (!priv->certificate && !s.tls_cert_file.empty()) {
+    GError *err = nullptr;
+    const std::string &key = s.tls_key_file.empty() ? s.tls_cert_file : s.tls_key_file;
+    GTlsCertificate *cert =
+        g_tls_certificate_new_from_files(s.tls_cert_file.c_str(), key.c_str(), &err);
+    if (!cert) {
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                        ("Could not load the TLS certificate and key (%s, %s): %s",
+                         s.tls_cert_file.c_str(), key.c_str(), err->message),
+                        (nullptr));
+      g_error_free(err);
+      return FALSE;
+    }
+    priv->certificate = costream::rtmp::hold_certificate(cert);
+    g_object_unref(cert);
+  } else if (!priv->certificate && !s.tls_key_file.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                      ("tls-key-file is set without tls-cert-file: set both for RTMPS."),
+                      (nullptr));
+    return FALSE;
+  }
   auto listener = costream::rtmp::Listener::acquire(s.address, s.port, &error);
   if (!listener) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("%s", error.c_str()), (nullptr));
@@ -464,9 +494,7 @@ static gboolean gst_rtmp_server_src_start(GstBaseSrc *src) {
   }
   if (!listener->attach(priv, point_config(self), &error)) {
     GST_ELEMENT_ERROR(self, RESOURCE, BUSY,
-                      ("Two elements serve the same RTMP stream: %s. Give each its own "
-                       "stream-key (or application).",
-                       error.c_str()),
+                      ("This element cannot share port %u: %s.", listener->port(), error.c_str()),
                       (nullptr));
     return FALSE;
   }
@@ -474,8 +502,9 @@ static gboolean gst_rtmp_server_src_start(GstBaseSrc *src) {
     costream::ObjectLock lk(self);
     priv->bound_port = listener->port();
   }
-  GST_INFO_OBJECT(self, "serving application \"%s\" on port %u (%s)", s.application.c_str(),
-                  listener->port(), s.stream_key.empty() ? "any key" : "key=***");
+  GST_INFO_OBJECT(self, "serving application \"%s\" on port %u (%s, %s)", s.application.c_str(),
+                  listener->port(), s.stream_key.empty() ? "any key" : "key=***",
+                  priv->certificate ? "RTMPS" : "RTMP");
   g_object_notify(G_OBJECT(self), "bound-port");
   priv->listener = std::move(listener);
   return TRUE;
@@ -488,6 +517,7 @@ static gboolean gst_rtmp_server_src_stop(GstBaseSrc *src) {
     priv->listener->detach(priv); /* ends a publish in progress */
     priv->listener.reset();
   }
+  priv->certificate.reset();
   Lock lk(priv->lock);
   for (auto *b : priv->queue)
     gst_buffer_unref(b);
@@ -613,6 +643,16 @@ static void gst_rtmp_server_src_set_property(GObject *object, guint prop_id, con
     case PROP_MAX_PENDING:
       s.max_pending = g_value_get_uint(value);
       break;
+    case PROP_TLS_CERT_FILE:
+      s.tls_cert_file = str();
+      break;
+    case PROP_TLS_KEY_FILE:
+      s.tls_key_file = str();
+      break;
+    case PROP_TLS_CERTIFICATE:
+      s.tls_certificate =
+          costream::rtmp::hold_certificate(G_TLS_CERTIFICATE(g_value_get_object(value)));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       return;
@@ -674,6 +714,15 @@ static void gst_rtmp_server_src_get_property(GObject *object, guint prop_id, GVa
     break;
   case PROP_MAX_PENDING:
     g_value_set_uint(value, s.max_pending);
+    break;
+  case PROP_TLS_CERT_FILE:
+    g_value_set_string(value, opt(s.tls_cert_file));
+    break;
+  case PROP_TLS_KEY_FILE:
+    g_value_set_string(value, opt(s.tls_key_file));
+    break;
+  case PROP_TLS_CERTIFICATE:
+    g_value_set_object(value, s.tls_certificate.get());
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -770,6 +819,39 @@ static void gst_rtmp_server_src_class_init(GstRtmpServerSrcClass *klass) {
                          "state, publisher, bytes, messages, bitrate (bit/s), publishes, "
                          "refused, connections, keyframe-interval (ns, the last measured)",
                          GST_TYPE_STRUCTURE, ro));
+
+  /**
+   * GstRtmpServerSrc:tls-cert-file:
+   *
+   * RTMPS: a PEM file with the server certificate (and its chain; and the private key, unless
+   * `tls-key-file` names it). When set, the element's port speaks RTMPS (TLS) only: every element
+   * sharing that port must use the same certificate; run another element on another port for
+   * plain RTMP. TLS comes from glib-networking.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_TLS_CERT_FILE,
+      g_param_spec_string("tls-cert-file", "TLS certificate file",
+                          "RTMPS: PEM certificate (chain) file; the port then speaks TLS only",
+                          nullptr, rw));
+  /**
+   * GstRtmpServerSrc:tls-key-file:
+   *
+   * RTMPS: the PEM file with the private key of `tls-cert-file` (default: in that file).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_TLS_KEY_FILE,
+      g_param_spec_string("tls-key-file", "TLS key file",
+                          "RTMPS: PEM private key file (default: in tls-cert-file)", nullptr, rw));
+  /**
+   * GstRtmpServerSrc:tls-certificate:
+   *
+   * RTMPS, for applications: the certificate with its private key, instead of the files.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_TLS_CERTIFICATE,
+      g_param_spec_object("tls-certificate", "TLS certificate",
+                          "RTMPS: a GTlsCertificate with its private key (instead of the files)",
+                          G_TYPE_TLS_CERTIFICATE, rw));
 
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(

@@ -67,6 +67,8 @@ struct Slot {
 
 struct Connection {
   GSocket *socket = nullptr;
+  GIOStream *tls = nullptr; /* the GTlsServerConnection over `socket`, on an RTMPS port */
+  bool tls_ready = false;   /* its handshake is done (data came through) */
   std::string remote;
   std::unique_ptr<Session> session;
   std::vector<uint8_t> out;
@@ -83,7 +85,12 @@ struct Connection {
   uint64_t bytes_at_publish = 0;
   uint64_t messages_counted = 0;
   ~Connection() {
+    if (tls) /* no close_notify wait: the socket closes below */
+      g_object_unref(tls);
     if (socket) {
+      /* Shut down first: a TLS handshake still running in glib-networking's thread holds the
+       * socket in a read; a bare close would neither wake it nor tell the peer. */
+      g_socket_shutdown(socket, TRUE, TRUE, nullptr);
       g_socket_close(socket, nullptr);
       g_object_unref(socket);
     }
@@ -117,6 +124,7 @@ struct Listener::Core {
 
   mutable std::mutex lock;
   std::vector<std::shared_ptr<Slot>> slots;       /* (lock) */
+  std::shared_ptr<GTlsCertificate> certificate;   /* (lock) RTMPS when set: the slots' */
   std::vector<std::unique_ptr<Connection>> conns; /* (lock) written by the I/O thread only */
 
   std::vector<Delivery> deliveries; /* the I/O thread only */
@@ -281,13 +289,32 @@ struct Listener::Core {
     }
   }
 
+  /* Non-blocking reads and writes, plain or TLS. */
+  static gssize receive(Connection &c, uint8_t *buf, size_t size, GError **err) {
+    if (!c.tls)
+      return g_socket_receive(c.socket, reinterpret_cast<gchar *>(buf), size, nullptr, err);
+    /* Before its handshake, glib-networking runs it in a thread of its own and says
+     * WOULD_BLOCK meanwhile (the handshake timeout still applies). */
+    GInputStream *in = g_io_stream_get_input_stream(c.tls);
+    const gssize n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(in), buf,
+                                                              size, nullptr, err);
+    if (n > 0)
+      c.tls_ready = true;
+    return n;
+  }
+  static gssize send(Connection &c, const uint8_t *data, size_t size, GError **err) {
+    if (!c.tls)
+      return g_socket_send(c.socket, reinterpret_cast<const gchar *>(data), size, nullptr, err);
+    GOutputStream *out = g_io_stream_get_output_stream(c.tls);
+    return g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(out), data, size,
+                                                      nullptr, err);
+  }
+
   /* (lock) Sends what is queued for `c`; false if the socket failed. */
   static bool flush_out(Connection &c) {
     while (c.out_pos < c.out.size()) {
       GError *err = nullptr;
-      const gssize n =
-          g_socket_send(c.socket, reinterpret_cast<const gchar *>(c.out.data() + c.out_pos),
-                        c.out.size() - c.out_pos, nullptr, &err);
+      const gssize n = send(c, c.out.data() + c.out_pos, c.out.size() - c.out_pos, &err);
       if (n < 0) {
         const bool again = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
         g_error_free(err);
@@ -314,6 +341,18 @@ struct Listener::Core {
       g_socket_set_blocking(s, FALSE);
       auto c = std::make_unique<Connection>();
       c->socket = s;
+      if (certificate) {
+        GSocketConnection *sc = g_socket_connection_factory_create_connection(s);
+        GError *terr = nullptr;
+        c->tls = g_tls_server_connection_new(G_IO_STREAM(sc), certificate.get(), &terr);
+        g_object_unref(sc);
+        if (!c->tls) {
+          GST_WARNING("port %u: no TLS for a connection: %s", port, terr->message);
+          g_error_free(terr);
+          continue; /* (c closes its socket) */
+        }
+        g_tls_connection_set_require_close_notify(G_TLS_CONNECTION(c->tls), FALSE);
+      }
       c->remote = address_string(s);
       c->accepted_at = c->waiting_since = c->last_rx = g_get_monotonic_time();
       SessionConfig cfg;
@@ -345,19 +384,33 @@ struct Listener::Core {
     uint8_t buf[65536];
     for (int rounds = 0; rounds < 16; rounds++) {
       GError *err = nullptr;
-      const gssize n =
-          g_socket_receive(c.socket, reinterpret_cast<gchar *>(buf), sizeof(buf), nullptr, &err);
+      const bool handshaking = c.tls && !c.tls_ready;
+      const gssize n = receive(c, buf, sizeof(buf), &err);
       if (n < 0) {
         const bool again = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
         std::string msg = err->message;
         g_error_free(err);
         if (again)
           return true;
-        close_connection(i, "socket error: " + msg);
+        if (handshaking) {
+          GST_WARNING("port %u: dropping %s: its TLS handshake failed (a plain rtmp:// client on "
+                      "this RTMPS port?): %s",
+                      port, c.remote.c_str(), msg.c_str());
+          close_connection(i, "TLS handshake failed");
+        } else {
+          close_connection(i, "socket error: " + msg);
+        }
         return false;
       }
       if (n == 0) {
         close_connection(i, "disconnected");
+        return false;
+      }
+      if (!c.tls && c.session->bytes_in() == 0 && buf[0] == 0x16) {
+        GST_WARNING("port %u: dropping %s: it speaks TLS (an rtmps:// client on this plain RTMP "
+                    "port?)",
+                    port, c.remote.c_str());
+        close_connection(i, "TLS on a plain RTMP port");
         return false;
       }
       c.last_rx = g_get_monotonic_time();
@@ -440,7 +493,7 @@ struct Listener::Core {
   void run() {
     std::vector<struct pollfd> fds;
     while (!stop.load()) {
-      bool any_throttled = false;
+      bool any_throttled = false, any_handshaking = false;
       {
         Lock lk(lock);
         for (size_t k = conns.size(); k-- > 0;)
@@ -453,14 +506,18 @@ struct Listener::Core {
           short ev = 0;
           const bool thr = throttled(*c);
           any_throttled |= thr;
-          if (!c->closing && !thr)
+          /* A TLS handshake runs in glib-networking's thread: retried on a short timeout (its
+           * bytes are not ours to poll for). */
+          const bool handshaking = c->tls && !c->tls_ready;
+          any_handshaking |= handshaking;
+          if (!c->closing && !thr && !handshaking)
             ev |= POLLIN;
           if (!c->out.empty())
             ev |= POLLOUT;
           fds.push_back({g_socket_get_fd(c->socket), ev, 0});
         }
       }
-      const int r = poll(fds.data(), fds.size(), any_throttled ? 20 : 100);
+      const int r = poll(fds.data(), fds.size(), any_handshaking ? 5 : any_throttled ? 20 : 100);
       if (r < 0 && errno != EINTR)
         break;
       if (stop.load())
@@ -476,7 +533,9 @@ struct Listener::Core {
         /* connections first (indices match fds[2 + k]: only this thread adds or removes them);
          * closing shifts them, so go backwards */
         for (size_t k = std::min(conns.size(), fds.size() - 2); k-- > 0;) {
-          const short re = fds[2 + k].revents;
+          short re = fds[2 + k].revents;
+          if (conns[k]->tls && !conns[k]->tls_ready && !conns[k]->closing)
+            re |= POLLIN; /* see how the handshake is doing */
           if (!re || conns[k]->orphaned)
             continue;
           if (re & POLLOUT) {
@@ -657,10 +716,30 @@ bool Listener::attach(PublishPoint *point, const PointConfig &config, std::strin
   slot->point = point;
   slot->config = config;
   slot->app = trim_slashes(config.application);
+  if (config.certificate && !g_tls_backend_supports_tls(g_tls_backend_get_default())) {
+    *error = "No TLS backend for RTMPS: install glib-networking";
+    return false;
+  }
   Lock lk(core_->lock);
   if (const Slot *other = conflict(core_->slots, point, slot->app, config)) {
     *error = conflict_message(config, *other, slot->app, core_->port);
     return false;
+  }
+  if (!core_->slots.empty()) {
+    const Slot &other = *core_->slots.front();
+    const bool tls = config.certificate != nullptr, other_tls = core_->certificate != nullptr;
+    if (tls != other_tls ||
+        (tls && !g_tls_certificate_is_same(config.certificate.get(), core_->certificate.get()))) {
+      *error = config.name + (tls ? " speaks RTMPS" : " speaks plain RTMP") + " but " +
+               other.config.name +
+               (other_tls ? (tls ? " has another certificate" : " speaks RTMPS")
+                          : " speaks plain RTMP") +
+               " on port " + std::to_string(core_->port) +
+               ": give RTMPS and plain RTMP (or each certificate) a port of its own";
+      return false;
+    }
+  } else {
+    core_->certificate = config.certificate;
   }
   core_->slots.push_back(slot);
   return true;
@@ -707,6 +786,14 @@ void Listener::detach(PublishPoint *point) {
   slot->attached = false;
   if (was_publishing)
     point->publish_stopped("element stopped", bytes);
+}
+
+std::shared_ptr<GTlsCertificate> hold_certificate(GTlsCertificate *certificate) {
+  if (!certificate)
+    return nullptr;
+  g_object_ref(certificate);
+  return std::shared_ptr<GTlsCertificate>(certificate,
+                                          [](GTlsCertificate *c) { g_object_unref(c); });
 }
 
 } // namespace costream::rtmp

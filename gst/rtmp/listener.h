@@ -20,6 +20,11 @@
  * message and chunk sizes, shortest handshake timeout) and the largest max-pending-connections;
  * once it publishes, its element's (message and chunk size, idle timeout).
  *
+ * RTMPS: with a certificate, the port speaks TLS only (glib-networking is the TLS backend); the
+ * handshake timeout covers the TLS handshake too. A plain RTMP client on a TLS port fails its TLS
+ * handshake, a TLS client on a plain port sends a TLS record instead of the RTMP version byte:
+ * either is dropped with a log line that says which.
+ *
  * Threads: the I/O thread does all socket work, with the listener's lock held while it reads
  * and routes; it calls the elements' PublishPoint after releasing that lock, one call at a time
  * per element and never after detach() returned. attach() and detach() may be called from any
@@ -30,7 +35,7 @@
 #include "chunk.h"
 #include "session.h"
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include <memory>
 #include <string>
@@ -46,7 +51,13 @@ struct PointConfig {
   gint64 handshake_timeout_us = 5 * G_USEC_PER_SEC; /* accept to publish */
   gint64 idle_timeout_us = 10 * G_USEC_PER_SEC;     /* a publisher sending nothing; 0: never */
   unsigned max_pending = 8;                         /* connections not publishing kept at once */
+  /* Set: the port speaks RTMPS (TLS) only, with this certificate (and its private key). Every
+   * element on a port must agree: all plain, or all TLS with the same certificate. */
+  std::shared_ptr<GTlsCertificate> certificate;
 };
+
+/* A reference-holding pointer to a certificate (nullptr stays nullptr). */
+std::shared_ptr<GTlsCertificate> hold_certificate(GTlsCertificate *certificate);
 
 /* The element's side. Called from the listener's I/O thread (see the header). */
 class PublishPoint {

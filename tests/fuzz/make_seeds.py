@@ -65,11 +65,22 @@ audio = bytes([0xaf, 1]) + bytes(range(40))
 set_chunk = chunk(2, 1, 0, 0, struct.pack('>I', 4096))
 ping = chunk(2, 4, 0, 0, struct.pack('>HI', 6, 1234))
 
-session = (chunk(3, 20, 0, 0, connect) + set_chunk + chunk(3, 20, 0, 0, create, 4096) +
-           chunk(8, 20, 1, 0, publish, 4096) + chunk(4, 18, 1, 0, meta, 4096) +
-           chunk(6, 9, 1, 0, video_seq, 4096) + chunk(6, 9, 1, 40, video, 4096) +
-           chunk(4, 8, 1, 23, audio, 4096) + ping +
-           chunk(6, 9, 1, 0x1234567, video, 4096))
+
+
+def publish_session(pub):
+    return (chunk(3, 20, 0, 0, connect) + set_chunk + chunk(3, 20, 0, 0, create, 4096) +
+            chunk(8, 20, 1, 0, pub, 4096) + chunk(4, 18, 1, 0, meta, 4096) +
+            chunk(6, 9, 1, 0, video_seq, 4096) + chunk(6, 9, 1, 40, video, 4096) +
+            chunk(4, 8, 1, 23, audio, 4096) + ping +
+            chunk(6, 9, 1, 0x1234567, video, 4096))
+
+
+session = publish_session(publish)
+
+
+def publish_key(key):
+    return amf_str('publish') + amf_num(5) + b'\x05' + amf_str(key) + amf_str('live')
+
 
 
 def flv_tag(t, ts, data):
@@ -90,6 +101,10 @@ seeds = {
               'ext': b'\x10' + chunk(5, 9, 1, 0x1000000, video * 20)},
     'session': {'publish': b'\x00' + session, 'keyed': b'\x01' + session},
     'flv': {'file': flv},
+    # the shared listener's elements serve keys "a" and "b", and any other key
+    'listener': {'a': b'\x00' + publish_session(publish_key('a')),
+                 'b': b'\x00' + publish_session(publish_key('b?t=1')),
+                 'other': b'\x00' + publish_session(publish_key('other'))},
 }
 for target, files in seeds.items():
     d = os.path.join(here, 'corpus', target)

@@ -678,3 +678,136 @@ TEST_CASE("The keyframe interval is measured; over 2 s it posts a one-time warni
       CHECK(log.warnings[0].find("Keyframe Interval to 1 or 2 s") != std::string::npos);
   }
 }
+
+/* ---- RTMPS -------------------------------------------------------------------------------- */
+
+namespace {
+
+/* A self-signed certificate for 127.0.0.1, made once with openssl: "cert key" paths. */
+const std::pair<std::string, std::string> &test_certificate() {
+  static std::pair<std::string, std::string> files;
+  if (files.first.empty()) {
+    files = {test_tmpdir() + "/cert.pem", test_tmpdir() + "/key.pem"};
+    REQUIRE(run_command({"timeout", "60", "openssl", "req", "-x509", "-newkey", "rsa:2048",
+                         "-nodes", "-keyout", files.second, "-out", files.first, "-days", "2",
+                         "-subj", "/CN=127.0.0.1"}) == 0);
+  }
+  return files;
+}
+
+std::string tls_props() {
+  return "tls-cert-file=" + test_certificate().first + " tls-key-file=" + test_certificate().second;
+}
+
+std::string rtmps_url(const Server &s, const char *key) {
+  return "rtmps://127.0.0.1:" + std::to_string(s.port) + "/live/" + key;
+}
+
+/* rtmp2sink publishing the test file's tags (as flvmux would give them). */
+std::string rtmp2sink_publish(const std::string &location) {
+  GError *err = nullptr;
+  std::string desc = "appsrc name=in caps=video/x-flv format=time ! rtmp2sink "
+                     "tls-validation-flags=0 location=" +
+                     location;
+  GstElement *pub = gst_parse_launch(desc.c_str(), &err);
+  REQUIRE(err == nullptr);
+  GstElement *in = gst_bin_get_by_name(GST_BIN(pub), "in");
+  REQUIRE(gst_element_set_state(pub, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  std::vector<uint8_t> header;
+  costream::flv::write_header(true, true, &header);
+  GstBuffer *hb = gst_buffer_new_memdup(header.data(), header.size());
+  GST_BUFFER_FLAG_SET(hb, GST_BUFFER_FLAG_HEADER);
+  gst_app_src_push_buffer(GST_APP_SRC(in), hb);
+  costream::flv::TagReader r;
+  std::vector<costream::flv::Tag> tags;
+  std::string why;
+  auto bytes = read_file(test_flv());
+  REQUIRE(r.feed(bytes.data(), bytes.size(), &tags, &why));
+  for (auto &t : tags) {
+    std::vector<uint8_t> one;
+    costream::flv::write_tag(t.type, t.timestamp, t.data.data(), t.data.size(), &one);
+    GstBuffer *b = gst_buffer_new_memdup(one.data(), one.size());
+    GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = t.timestamp * GST_MSECOND;
+    gst_app_src_push_buffer(GST_APP_SRC(in), b);
+  }
+  gst_app_src_end_of_stream(GST_APP_SRC(in));
+  gst_object_unref(in);
+  const std::string result = wait_eos_or_error(pub, 30 * GST_SECOND);
+  gst_element_set_state(pub, GST_STATE_NULL);
+  gst_object_unref(pub);
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("RTMPS: ffmpeg and rtmp2sink publish over TLS; every tag arrives byte-identical",
+          "[rtmp][interop][tls]") {
+  const auto want = media_tags(read_file(test_flv()));
+  {
+    Server s(("stream-key=k3y " + tls_props()).c_str());
+    REQUIRE(ffmpeg_publish(rtmps_url(s, "k3y")) == 0);
+    check_identical(media_tags(s.drain()), want);
+    CHECK(s.stat("publishes") == 1);
+  }
+  {
+    Server s(tls_props().c_str());
+    CHECK(rtmp2sink_publish(rtmps_url(s, "any")).empty());
+    check_identical(media_tags(s.drain()), want);
+  }
+}
+
+TEST_CASE("RTMPS: plain RTMP on the TLS port, TLS on the plain port and TLS garbage are dropped; "
+          "the element keeps serving",
+          "[rtmp][interop][tls]") {
+  const auto want = media_tags(read_file(test_flv()));
+  {
+    Server s(("handshake-timeout=2000 " + tls_props()).c_str());
+    CHECK(ffmpeg_publish(s.url("k")) != 0); /* rtmp:// to the RTMPS port */
+    /* a TLS ClientHello-looking record, then garbage */
+    GSocketClient *client = g_socket_client_new();
+    GSocketConnection *c =
+        g_socket_client_connect_to_host(client, "127.0.0.1", s.port, nullptr, nullptr);
+    REQUIRE(c != nullptr);
+    std::vector<uint8_t> junk = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03};
+    for (int i = 0; i < 4000; i++)
+      junk.push_back(static_cast<uint8_t>(i * 37 + 11));
+    g_output_stream_write_all(g_io_stream_get_output_stream(G_IO_STREAM(c)), junk.data(),
+                              junk.size(), nullptr, nullptr, nullptr);
+    CHECK(closed_by_server(c, 5000));
+    g_object_unref(c);
+    /* and one that connects and says nothing: the handshake timeout covers TLS */
+    c = g_socket_client_connect_to_host(client, "127.0.0.1", s.port, nullptr, nullptr);
+    REQUIRE(c != nullptr);
+    CHECK(closed_by_server(c, 6000));
+    g_object_unref(c);
+    g_object_unref(client);
+    CHECK(media_tags(s.drain(nullptr, GST_SECOND / 2)).empty());
+    REQUIRE(ffmpeg_publish(rtmps_url(s, "k")) == 0);
+    check_identical(media_tags(s.drain()), want);
+  }
+  {
+    Server s("");
+    CHECK(ffmpeg_publish(rtmps_url(s, "k")) != 0); /* rtmps:// to the plain port */
+    CHECK(media_tags(s.drain(nullptr, GST_SECOND / 2)).empty());
+    REQUIRE(ffmpeg_publish(s.url("k")) == 0);
+    check_identical(media_tags(s.drain()), want);
+  }
+}
+
+TEST_CASE("RTMPS and plain RTMP cannot share a port", "[rtmp][interop][tls][shared]") {
+  Shared s(free_tcp_port(), {"stream-key=a", "stream-key=b " + tls_props()});
+  CHECK(gst_element_set_state(s.pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
+  GstBus *bus = gst_element_get_bus(s.pipeline);
+  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  REQUIRE(m != nullptr);
+  GError *err = nullptr;
+  gst_message_parse_error(m, &err, nullptr);
+  const std::string text = err->message;
+  INFO(text);
+  CHECK(text.find("RTMPS") != std::string::npos);
+  CHECK(text.find("src0") != std::string::npos);
+  CHECK(text.find("src1") != std::string::npos);
+  g_error_free(err);
+  gst_message_unref(m);
+  gst_object_unref(bus);
+}
