@@ -58,7 +58,7 @@
 #include "gstrtmpserversrc.h"
 
 #include "../common/objectlock.h"
-#include "flv.h"
+#include "flvoutput.h"
 #include "listener.h"
 
 #include <algorithm>
@@ -117,16 +117,12 @@ static GstStaticPadTemplate src_template =
 
 namespace {
 
-/* One publish's timeline. */
+/* The publish in progress. */
 struct Publish {
   bool active = false;
   std::string remote;
   gint64 started_at = 0;  /* monotonic, us */
   bool announced = false; /* rtmp-publish-start posted */
-  bool have_first = false;
-  uint32_t last_ts = 0;
-  int64_t ext_ms = 0; /* publisher clock, extended past 32 bits */
-  GstClockTime base_rt = 0;
 };
 
 /* The element's properties (GST_OBJECT_LOCK), copied whole. */
@@ -163,12 +159,10 @@ struct GstRtmpServerSrcPrivate : costream::rtmp::PublishPoint {
 
   /* The listener's calls only: */
   Publish pub;
-  GstClockTime last_pts = 0; /* end of the timeline so far */
-  bool header_sent = false;
-  bool discont = true;
+  costream::rtmp::FlvOutput out; /* the FLV and its timeline (see flvoutput.h) */
+  std::vector<costream::rtmp::FlvOutput::Item> items;
   bool bframes_warned = false;
   bool gop_warned = false;
-  GstClockTime last_keyframe = GST_CLOCK_TIME_NONE; /* of this publish */
 
   /* lock: the output queue and what the stats show */
   std::mutex lock;
@@ -194,7 +188,7 @@ struct GstRtmpServerSrcPrivate : costream::rtmp::PublishPoint {
   void media(SessionEvent &e) override;
   void publish_stopped(const std::string &reason, uint64_t bytes) override;
   void count(uint64_t connections, uint64_t refused, uint64_t bytes, uint64_t messages) override;
-  void keyframe(GstClockTime pts);
+  void keyframe_interval_measured(GstClockTime interval);
   bool throttled() const override { return behind.load(std::memory_order_relaxed); }
 };
 
@@ -267,25 +261,6 @@ GstClockTime running_time_now(GstRtmpServerSrc *self) {
   return now > base ? now - base : 0;
 }
 
-/* (I/O thread) The publisher's message time as running time. */
-GstClockTime map_time(GstRtmpServerSrc *self, uint32_t ts) {
-  auto *priv = self->priv;
-  auto &p = priv->pub;
-  if (!p.have_first) {
-    p.have_first = true;
-    p.last_ts = ts;
-    p.ext_ms = 0;
-    /* the next publish continues the timeline, never going back */
-    p.base_rt = std::max(running_time_now(self), priv->last_pts);
-    return p.base_rt;
-  }
-  /* 32-bit wrap and small reorderings between audio and video: signed difference */
-  p.ext_ms += static_cast<int32_t>(ts - p.last_ts);
-  p.last_ts = ts;
-  const int64_t ms = std::max<int64_t>(p.ext_ms, -static_cast<int64_t>(p.base_rt / GST_MSECOND));
-  return p.base_rt + ms * GST_MSECOND;
-}
-
 GstStructure *metadata_structure(const amf0::Value &v) {
   GstStructure *s = gst_structure_new_empty("metadata");
   for (const auto &prop : v.props) {
@@ -318,7 +293,7 @@ void GstRtmpServerSrcPrivate::publish_started(const std::string &remote) {
   pub.active = true;
   pub.remote = remote;
   pub.started_at = g_get_monotonic_time();
-  last_keyframe = GST_CLOCK_TIME_NONE;
+  out.start_publish();
   Lock lk(lock);
   publishing = true;
   publisher = remote;
@@ -359,7 +334,7 @@ void GstRtmpServerSrcPrivate::publish_stopped(const std::string &reason, uint64_
                                                   static_cast<guint64>(sent), "duration",
                                                   G_TYPE_UINT64, duration, nullptr)));
   pub = Publish();
-  discont = true;
+  out.end_publish();
   const bool end = settings_of(self).eos_on_disconnect;
   Lock lk(lock);
   publishing = false;
@@ -378,72 +353,53 @@ void GstRtmpServerSrcPrivate::count(uint64_t conns, uint64_t refusals, uint64_t 
   messages += msgs;
 }
 
-/* (listener) A keyframe at `pts`: the interval since the last one, in the stats, and a warning
- * once when it is long enough that a late viewer waits for a picture. */
-void GstRtmpServerSrcPrivate::keyframe(GstClockTime pts) {
-  if (GST_CLOCK_TIME_IS_VALID(last_keyframe) && pts > last_keyframe) {
-    const GstClockTime interval = pts - last_keyframe;
-    {
-      Lock lk(lock);
-      keyframe_interval = interval;
-    }
-    if (interval > MAX_KEYFRAME_INTERVAL && !gop_warned) {
-      gop_warned = true;
-      GST_ELEMENT_WARNING(
-          self, STREAM, FORMAT,
-          ("The publisher sends a keyframe only every %.1f s: a viewer who joins late (a new "
-           "WebRTC viewer, a player after a loss) sees no picture until the next one. In OBS set "
-           "Settings > Output > Keyframe Interval to 1 or 2 s (its \"0 s (auto)\" default is 250 "
-           "frames, about 8 s at 30 fps).",
-           static_cast<double>(interval) / GST_SECOND),
-          ("keyframe interval %" GST_TIME_FORMAT, GST_TIME_ARGS(interval)));
-    }
+/* (listener) The interval between the last two keyframes: in the stats, and a warning once when
+ * it is long enough that a late viewer waits for a picture. */
+void GstRtmpServerSrcPrivate::keyframe_interval_measured(GstClockTime interval) {
+  {
+    Lock lk(lock);
+    keyframe_interval = interval;
   }
-  last_keyframe = pts;
+  if (interval > MAX_KEYFRAME_INTERVAL && !gop_warned) {
+    gop_warned = true;
+    GST_ELEMENT_WARNING(
+        self, STREAM, FORMAT,
+        ("The publisher sends a keyframe only every %.1f s: a viewer who joins late (a new "
+         "WebRTC viewer, a player after a loss) sees no picture until the next one. In OBS set "
+         "Settings > Output > Keyframe Interval to 1 or 2 s (its \"0 s (auto)\" default is 250 "
+         "frames, about 8 s at 30 fps).",
+         static_cast<double>(interval) / GST_SECOND),
+        ("keyframe interval %" GST_TIME_FORMAT, GST_TIME_ARGS(interval)));
+  }
 }
 
 void GstRtmpServerSrcPrivate::media(SessionEvent &e) {
   if (!pub.active)
     return;
   post_start(self, e.kind == SessionEvent::Metadata ? &e.value : nullptr);
-  const GstClockTime pts = map_time(self, e.timestamp);
-  if (!header_sent) {
-    /* the FLV header alone, so downstream can tell it from the tags */
-    std::vector<uint8_t> header;
-    costream::flv::write_header(true, true, &header);
-    header_sent = true;
-    GstBuffer *hb = make_buffer(std::move(header), pts);
-    GST_BUFFER_FLAG_SET(hb, GST_BUFFER_FLAG_HEADER);
-    GST_BUFFER_FLAG_SET(hb, GST_BUFFER_FLAG_DISCONT);
-    enqueue(self, hb);
-    discont = false;
-  }
-  std::vector<uint8_t> out;
-  const uint8_t type = e.kind == SessionEvent::Metadata ? costream::flv::kScript
-                       : e.kind == SessionEvent::Audio  ? costream::flv::kAudio
-                                                        : costream::flv::kVideo;
-  if (e.kind == SessionEvent::Video && !bframes_warned &&
-      costream::flv::avc_packet_type(e.payload) == 1 &&
-      costream::flv::avc_composition_time(e.payload) != 0) {
+  costream::rtmp::FlvOutput::Notes notes;
+  items.clear();
+  out.message(
+      e, [this] { return running_time_now(self); }, &items, &notes);
+  if (notes.bframes && !bframes_warned) {
     bframes_warned = true;
     GST_ELEMENT_WARNING(self, STREAM, FORMAT,
                         ("The publisher sends H.264 with B-frames: WebRTC players stutter on "
                          "them. In OBS set the x264 option \"bframes=0\" (or B-frames to 0)."),
                         ("non-zero composition time in a video tag"));
   }
-  costream::flv::write_tag(type, static_cast<uint32_t>(pts / GST_MSECOND), e.payload.data(),
-                           e.payload.size(), &out);
-  GstBuffer *b = make_buffer(std::move(out), pts);
-  if (discont) {
-    GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
-    discont = false;
+  if (notes.keyframe_interval)
+    keyframe_interval_measured(notes.keyframe_interval);
+  for (auto &item : items) {
+    GstBuffer *b = make_buffer(std::move(item.bytes), item.pts);
+    if (item.header)
+      GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_HEADER);
+    if (item.discont)
+      GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
+    if (item.delta)
+      GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
+    enqueue(self, b);
   }
-  if (type == costream::flv::kVideo && !costream::flv::is_keyframe(e.payload))
-    GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
-  else if (type == costream::flv::kVideo && costream::flv::avc_packet_type(e.payload) == 1)
-    keyframe(pts);
-  last_pts = std::max(last_pts, pts);
-  enqueue(self, b);
 }
 
 static gboolean gst_rtmp_server_src_start(GstBaseSrc *src) {
@@ -479,9 +435,7 @@ static gboolean gst_rtmp_server_src_start(GstBaseSrc *src) {
     return FALSE;
   }
   priv->pub = Publish();
-  priv->last_pts = 0;
-  priv->header_sent = false;
-  priv->discont = true;
+  priv->out.reset();
   priv->bframes_warned = priv->gop_warned = false;
   {
     Lock lk(priv->lock);

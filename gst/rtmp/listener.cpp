@@ -45,14 +45,6 @@ std::string address_string(GSocket *socket) {
   return s;
 }
 
-std::string trim_slashes(std::string s) {
-  while (!s.empty() && s.back() == '/')
-    s.pop_back();
-  while (!s.empty() && s.front() == '/')
-    s.erase(0, 1);
-  return s;
-}
-
 /* An attached element. */
 struct Slot {
   PublishPoint *point;

@@ -17,14 +17,6 @@ std::string strip_query(const std::string &s) {
   return q == std::string::npos ? s : s.substr(0, q);
 }
 
-std::string trim_slashes(std::string s) {
-  while (!s.empty() && s.back() == '/')
-    s.pop_back();
-  while (!s.empty() && s.front() == '/')
-    s.erase(0, 1);
-  return s;
-}
-
 Value status(const char *level, const char *code, const char *description) {
   return Value::make_object({{"level", Value::make_string(level)},
                              {"code", Value::make_string(code)},
@@ -342,6 +334,14 @@ void Session::on_aggregate(const Message &m, std::vector<SessionEvent> *events) 
     if (!r.be32(&back))
       break;
   }
+}
+
+std::string trim_slashes(std::string s) {
+  while (!s.empty() && s.back() == '/')
+    s.pop_back();
+  while (!s.empty() && s.front() == '/')
+    s.erase(0, 1);
+  return s;
 }
 
 } // namespace costream::rtmp

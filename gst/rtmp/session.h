@@ -53,6 +53,9 @@ struct SessionEvent {
   amf0::Value value;
 };
 
+/* An application name as routes compare it: without leading and trailing slashes. */
+std::string trim_slashes(std::string s);
+
 class Session {
 public:
   explicit Session(SessionConfig config, SessionRoutes routes = {});

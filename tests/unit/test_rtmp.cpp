@@ -8,12 +8,13 @@
 #include "rtmp/amf0.h"
 #include "rtmp/chunk.h"
 #include "rtmp/session.h"
+#include "rtmp/flvoutput.h"
 
 #include <catch2/catch.hpp>
 
 #include <random>
 
-using namespace costream::rtmp;
+    using namespace costream::rtmp;
 using amf0::Type;
 using amf0::Value;
 
@@ -592,4 +593,97 @@ TEST_CASE("Session: ping is answered; keys compare in constant time", "[rtmp][se
   CHECK_FALSE(Session::keys_equal("abc", "abcd"));
   CHECK_FALSE(Session::keys_equal("", "a"));
   CHECK(Session::keys_equal("", ""));
+}
+
+/* ---- FlvOutput ---------------------------------------------------------------------------- */
+
+namespace {
+
+SessionEvent media_event(SessionEvent::Kind kind, uint32_t ts, std::vector<uint8_t> payload) {
+  SessionEvent e{kind, ts};
+  e.payload = std::move(payload);
+  return e;
+}
+const std::vector<uint8_t> kKey = {0x17, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x65};
+const std::vector<uint8_t> kInter = {0x27, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x41};
+const std::vector<uint8_t> kBframe = {0x27, 0x01, 0, 0, 40, 0, 0, 0, 1, 0x01};
+const std::vector<uint8_t> kAac = {0xaf, 0x01, 1, 2, 3};
+constexpr uint64_t kMsNs = 1000000;
+
+} // namespace
+
+TEST_CASE("FlvOutput: header once, one timeline across publishes, discont after each",
+          "[rtmp][flvoutput]") {
+  costream::rtmp::FlvOutput o;
+  std::vector<costream::rtmp::FlvOutput::Item> items;
+  costream::rtmp::FlvOutput::Notes notes;
+  uint64_t now = 5000 * kMsNs;
+  auto clock = [&] { return now; };
+  o.start_publish();
+  o.message(media_event(SessionEvent::Video, 1000, kKey), clock, &items, &notes);
+  o.message(media_event(SessionEvent::Audio, 1023, kAac), clock, &items, &notes);
+  o.message(media_event(SessionEvent::Video, 1040, kInter), clock, &items, &notes);
+  REQUIRE(items.size() == 4);
+  CHECK(items[0].header);
+  CHECK(items[0].discont);
+  CHECK(items[0].bytes.size() == 13); /* FLV header + PreviousTagSize0 */
+  CHECK(items[1].pts == now);         /* the first message maps to running time now */
+  CHECK_FALSE(items[1].discont);
+  CHECK_FALSE(items[1].delta);
+  CHECK(items[2].pts == now + 23 * kMsNs);
+  CHECK(items[3].pts == now + 40 * kMsNs);
+  CHECK(items[3].delta);
+  /* the tag's own timestamp is the mapped time, in ms */
+  const auto &tag = items[3].bytes;
+  const uint32_t tag_ms = (tag[4] << 16 | tag[5] << 8 | tag[6]) | tag[7] << 24;
+  CHECK(tag_ms == 5040);
+  o.end_publish();
+  /* republished at once: the clock is earlier than where the timeline got to */
+  items.clear();
+  now = 5010 * kMsNs;
+  o.start_publish();
+  o.message(media_event(SessionEvent::Audio, 0, kAac), clock, &items, &notes);
+  REQUIRE(items.size() == 1);
+  CHECK_FALSE(items[0].header);
+  CHECK(items[0].discont);
+  CHECK(items[0].pts == 5040 * kMsNs);
+  o.reset();
+  items.clear();
+  o.message(media_event(SessionEvent::Audio, 0, kAac), clock, &items, &notes);
+  CHECK(items.size() == 2); /* the header again */
+}
+
+TEST_CASE("FlvOutput: the 32-bit wrap and audio/video reordering", "[rtmp][flvoutput]") {
+  costream::rtmp::FlvOutput o;
+  std::vector<costream::rtmp::FlvOutput::Item> items;
+  costream::rtmp::FlvOutput::Notes notes;
+  auto clock = [] { return uint64_t{0}; };
+  o.start_publish();
+  o.message(media_event(SessionEvent::Audio, 0xFFFFFF00u, kAac), clock, &items, &notes);
+  o.message(media_event(SessionEvent::Audio, 0x00000100u, kAac), clock, &items, &notes);
+  o.message(media_event(SessionEvent::Video, 0x000000F0u, kKey), clock, &items, &notes);
+  REQUIRE(items.size() == 4);
+  CHECK(items[1].pts == 0);
+  CHECK(items[2].pts == 512 * kMsNs); /* across the wrap */
+  CHECK(items[3].pts == 496 * kMsNs); /* a little behind: kept, not jumped */
+}
+
+TEST_CASE("FlvOutput: keyframe intervals and B-frames are noticed", "[rtmp][flvoutput]") {
+  costream::rtmp::FlvOutput o;
+  std::vector<costream::rtmp::FlvOutput::Item> items;
+  costream::rtmp::FlvOutput::Notes notes;
+  auto clock = [] { return uint64_t{0}; };
+  o.start_publish();
+  o.message(media_event(SessionEvent::Video, 0, kKey), clock, &items, &notes);
+  CHECK(notes.keyframe_interval == 0); /* the first: nothing to measure */
+  o.message(media_event(SessionEvent::Video, 40, kBframe), clock, &items, &notes);
+  CHECK(notes.bframes);
+  o.message(media_event(SessionEvent::Video, 80, kInter), clock, &items, &notes);
+  CHECK_FALSE(notes.bframes);
+  o.message(media_event(SessionEvent::Video, 3000, kKey), clock, &items, &notes);
+  CHECK(notes.keyframe_interval == 3000 * kMsNs);
+  o.end_publish(); /* a new publish measures from its own first keyframe */
+  o.start_publish();
+  o.message(media_event(SessionEvent::Video, 0, kKey), clock, &items, &notes);
+  CHECK(notes.keyframe_interval == 0);
 }
