@@ -176,6 +176,9 @@ int ChunkReader::parse_chunk(std::vector<Message> *out, std::string *why) {
   st.stream_id = h.stream_id;
   st.extended = h.extended;
   st.has_header = true;
+  if (st.partial.empty()) /* a new message: room for it, but not more than data can justify (an
+                           * announced length alone must not allocate) */
+    st.partial.reserve(std::min<size_t>(st.length, 256 * 1024));
   st.partial.insert(st.partial.end(), r.cursor(), r.cursor() + want);
   r.skip(want);
   buffered_ += want;

@@ -21,6 +21,7 @@ void write_header(bool audio, bool video, std::vector<uint8_t> *out) {
 
 void write_tag(uint8_t type, uint32_t timestamp_ms, const uint8_t *data, size_t size,
                std::vector<uint8_t> *out) {
+  out->reserve(out->size() + 15 + size); /* one allocation, not a growth per field */
   ByteWriter w(out);
   w.u8(type);
   w.be24(static_cast<uint32_t>(size));

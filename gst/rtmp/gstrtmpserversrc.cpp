@@ -35,7 +35,7 @@
  * `max-pending-connections` (connections that have not started publishing; the oldest is closed
  * to make room, so a flood of half-open connections cannot lock a publisher out). On a shared
  * port, a connection that has not published yet gets the strictest of the elements' limits (and
- * the largest max-pending-connections); once it publishes, its element's.
+ * the sum of their max-pending-connections); once it publishes, its element's.
  *
  * ## Example launch line
  * |[
@@ -188,6 +188,10 @@ struct GstRtmpServerSrcPrivate : costream::rtmp::PublishPoint {
   void media(SessionEvent &e) override;
   void publish_stopped(const std::string &reason, uint64_t bytes) override;
   void count(uint64_t connections, uint64_t refused, uint64_t bytes, uint64_t messages) override;
+  void round_done() override {
+    std::lock_guard<std::mutex> lk(lock);
+    cond.notify_one();
+  }
   void keyframe_interval_measured(GstClockTime interval);
   bool throttled() const override { return behind.load(std::memory_order_relaxed); }
 };
@@ -236,8 +240,7 @@ void enqueue(GstRtmpServerSrc *self, GstBuffer *buf) {
   }
   priv->queued_bytes += gst_buffer_get_size(buf);
   priv->behind.store(priv->queued_bytes > MAX_QUEUED_BYTES, std::memory_order_relaxed);
-  priv->queue.push_back(buf);
-  priv->cond.notify_one();
+  priv->queue.push_back(buf); /* create() is woken once per round (round_done) */
 }
 
 GstBuffer *make_buffer(std::vector<uint8_t> &&bytes, GstClockTime pts) {
@@ -530,6 +533,8 @@ static GstFlowReturn gst_rtmp_server_src_create(GstPushSrc *src, GstBuffer **buf
     return GST_FLOW_FLUSHING;
   if (priv->queue.empty())
     return GST_FLOW_EOS;
+  /* One buffer per call; the next calls take the rest of the round without waiting (woken once
+   * per round: see round_done). */
   *buf = priv->queue.front();
   priv->queue.pop_front();
   priv->queued_bytes -= gst_buffer_get_size(*buf);

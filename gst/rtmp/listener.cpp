@@ -12,8 +12,9 @@
 #include <map>
 #include <mutex>
 #include <netinet/in.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <unordered_map>
 #include <unistd.h>
 #include <vector>
 
@@ -25,6 +26,14 @@ namespace costream::rtmp {
 namespace {
 
 using Lock = std::unique_lock<std::mutex>;
+
+/* epoll ids: the wake-up eventfd, the listening socket, then the connections. */
+constexpr uint64_t kWakeId = 0, kListenId = 1, kFirstConnId = 2;
+
+/* The I/O thread reads all its sockets at most once per this many microseconds. RTMP publishers
+ * buffer seconds; 10 ms more costs nothing there, and one wake-up then reads every publisher's
+ * messages of 10 ms, instead of one wake-up per message per publisher. */
+constexpr gint64 kRoundUs = 20000;
 
 /* Past this much unsent reply a connection is dropped (a client that never reads). */
 constexpr size_t kMaxOut = 1 << 20;
@@ -58,6 +67,9 @@ struct Slot {
 };
 
 struct Connection {
+  uint64_t id = 0;         /* in epoll */
+  bool registered = false; /* with epoll, for `events` */
+  uint32_t events = 0;
   GSocket *socket = nullptr;
   GIOStream *tls = nullptr; /* the GTlsServerConnection over `socket`, on an RTMPS port */
   bool tls_ready = false;   /* its handshake is done (data came through) */
@@ -111,6 +123,8 @@ struct Listener::Core {
   GSocket *socket = nullptr;
   unsigned port = 0;
   int wake_fd = -1;
+  int epoll_fd = -1;
+  uint64_t next_id = kFirstConnId; /* the I/O thread's */
   std::atomic<bool> stop{false};
   GThread *thread = nullptr;
 
@@ -129,6 +143,8 @@ struct Listener::Core {
     }
     if (wake_fd >= 0)
       close(wake_fd);
+    if (epoll_fd >= 0)
+      close(epoll_fd);
   }
   void wake() {
     const uint64_t one = 1;
@@ -173,10 +189,13 @@ struct Listener::Core {
       t = t == 0 ? s->config.handshake_timeout_us : std::min(t, s->config.handshake_timeout_us);
     return t;
   }
+  /* Each element brings its own budget of connections that have not published yet: many
+   * publishers (re)connecting at once to a port with many elements all get through, and a flood
+   * of half-open connections still cannot keep one out (the oldest goes). */
   unsigned max_pending() const {
     unsigned m = 0;
     for (auto &s : slots)
-      m = std::max(m, s->config.max_pending);
+      m += s->config.max_pending;
     return m;
   }
 
@@ -332,6 +351,7 @@ struct Listener::Core {
       }
       g_socket_set_blocking(s, FALSE);
       auto c = std::make_unique<Connection>();
+      c->id = next_id++;
       c->socket = s;
       if (certificate) {
         GSocketConnection *sc = g_socket_connection_factory_create_connection(s);
@@ -459,7 +479,11 @@ struct Listener::Core {
 
   /* No lock: the calls to the elements. */
   void run_deliveries() {
+    std::vector<Slot *> fed; /* got media this round */
     for (auto &d : deliveries) {
+      if (d.kind == Delivery::Media && (fed.empty() || fed.back() != d.slot.get()) &&
+          std::find(fed.begin(), fed.end(), d.slot.get()) == fed.end())
+        fed.push_back(d.slot.get());
       std::lock_guard<std::recursive_mutex> g(d.slot->call);
       if (!d.slot->attached)
         continue;
@@ -479,11 +503,40 @@ struct Listener::Core {
         break;
       }
     }
+    for (auto &d : deliveries) { /* (the slots stay alive: the deliveries hold them) */
+      Slot *slot = d.slot.get();
+      auto it = std::find(fed.begin(), fed.end(), slot);
+      if (it == fed.end())
+        continue;
+      fed.erase(it);
+      std::lock_guard<std::recursive_mutex> g(slot->call);
+      if (slot->attached)
+        slot->point->round_done();
+    }
     deliveries.clear();
   }
 
+  /* (lock) What connection `c` waits for, and epoll told so when it changed. */
+  void want(Connection &c) {
+    uint32_t ev = 0;
+    if (!c.closing && !throttled(c) && !(c.tls && !c.tls_ready))
+      ev |= EPOLLIN;
+    if (!c.out.empty())
+      ev |= EPOLLOUT;
+    if (c.registered && ev == c.events)
+      return;
+    struct epoll_event e = {};
+    e.events = ev;
+    e.data.u64 = c.id;
+    epoll_ctl(epoll_fd, c.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, g_socket_get_fd(c.socket),
+              &e);
+    c.registered = true;
+    c.events = ev;
+  }
+
   void run() {
-    std::vector<struct pollfd> fds;
+    std::vector<struct epoll_event> ready(256);
+    std::unordered_map<uint64_t, uint32_t> events;
     while (!stop.load()) {
       bool any_throttled = false, any_handshaking = false;
       {
@@ -491,63 +544,72 @@ struct Listener::Core {
         for (size_t k = conns.size(); k-- > 0;)
           if (conns[k]->orphaned)
             close_connection(k, "element stopped");
-        fds.clear();
-        fds.push_back({wake_fd, POLLIN, 0});
-        fds.push_back({g_socket_get_fd(socket), POLLIN, 0});
         for (auto &c : conns) {
-          short ev = 0;
-          const bool thr = throttled(*c);
-          any_throttled |= thr;
+          any_throttled |= throttled(*c);
           /* A TLS handshake runs in glib-networking's thread: retried on a short timeout (its
-           * bytes are not ours to poll for). */
-          const bool handshaking = c->tls && !c->tls_ready;
-          any_handshaking |= handshaking;
-          if (!c->closing && !thr && !handshaking)
-            ev |= POLLIN;
-          if (!c->out.empty())
-            ev |= POLLOUT;
-          fds.push_back({g_socket_get_fd(c->socket), ev, 0});
+           * bytes are not ours to wait for). */
+          any_handshaking |= c->tls && !c->tls_ready;
+          want(*c);
         }
       }
-      const int r = poll(fds.data(), fds.size(), any_handshaking ? 5 : any_throttled ? 20 : 100);
+      const gint64 round_start = g_get_monotonic_time();
+      const int r = epoll_wait(epoll_fd, ready.data(), static_cast<int>(ready.size()),
+                               any_handshaking ? 5
+                               : any_throttled ? 20
+                                               : 100);
       if (r < 0 && errno != EINTR)
         break;
       if (stop.load())
         break;
-      if (fds[0].revents & POLLIN) {
-        uint64_t v;
-        if (read(wake_fd, &v, sizeof(v)) < 0) {
-          /* nothing to read: someone else woke us */
+      events.clear();
+      bool accept_ready = false;
+      for (int k = 0; k < r; k++) {
+        if (ready[k].data.u64 == kWakeId) {
+          uint64_t v;
+          if (read(wake_fd, &v, sizeof(v)) < 0) {
+            /* nothing to read: someone else woke us */
+          }
+        } else if (ready[k].data.u64 == kListenId) {
+          accept_ready = true;
+        } else {
+          events[ready[k].data.u64] = ready[k].events;
         }
       }
       {
         Lock lk(lock);
-        /* connections first (indices match fds[2 + k]: only this thread adds or removes them);
-         * closing shifts them, so go backwards */
-        for (size_t k = std::min(conns.size(), fds.size() - 2); k-- > 0;) {
-          short re = fds[2 + k].revents;
-          if (conns[k]->tls && !conns[k]->tls_ready && !conns[k]->closing)
-            re |= POLLIN; /* see how the handshake is doing */
-          if (!re || conns[k]->orphaned)
+        /* closing shifts the connections: go backwards */
+        for (size_t k = conns.size(); k-- > 0;) {
+          Connection &c = *conns[k];
+          auto it = events.find(c.id);
+          uint32_t re = it == events.end() ? 0 : it->second;
+          if (c.tls && !c.tls_ready && !c.closing)
+            re |= EPOLLIN; /* see how the handshake is doing */
+          if (!re || c.orphaned)
             continue;
-          if (re & POLLOUT) {
-            if (!flush_out(*conns[k])) {
+          if (re & EPOLLOUT) {
+            if (!flush_out(c)) {
               close_connection(k, "socket error while sending");
               continue;
             }
-            if (conns[k]->closing && conns[k]->out.empty()) {
+            if (c.closing && c.out.empty()) {
               close_connection(k, "refused");
               continue;
             }
           }
-          if (re & (POLLIN | POLLHUP | POLLERR))
+          if (re & (EPOLLIN | EPOLLHUP | EPOLLERR))
             service_connection(k);
         }
-        if (fds[1].revents & POLLIN)
+        if (accept_ready)
           accept_connections();
         check_timeouts();
       }
       run_deliveries();
+      /* At most one round per kRoundUs: what arrives meanwhile waits in the sockets and is read
+       * in the next round, with the other connections' (one wake-up for many messages, instead
+       * of one per message and publisher). */
+      const gint64 spent = g_get_monotonic_time() - round_start;
+      if (r > 0 && spent < kRoundUs && !stop.load())
+        g_usleep(static_cast<gulong>(kRoundUs - spent));
     }
   }
 };
@@ -639,10 +701,17 @@ std::shared_ptr<Listener> Listener::acquire(const std::string &address, unsigned
     g_object_unref(local);
   }
   core->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (core->wake_fd < 0) {
-    *error = std::string("Could not create an eventfd: ") + g_strerror(errno);
+  core->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (core->wake_fd < 0 || core->epoll_fd < 0) {
+    *error = std::string("Could not create an eventfd or epoll: ") + g_strerror(errno);
     return nullptr;
   }
+  struct epoll_event e = {};
+  e.events = EPOLLIN;
+  e.data.u64 = kWakeId;
+  epoll_ctl(core->epoll_fd, EPOLL_CTL_ADD, core->wake_fd, &e);
+  e.data.u64 = kListenId;
+  epoll_ctl(core->epoll_fd, EPOLL_CTL_ADD, g_socket_get_fd(sock), &e);
   GST_INFO("listening on port %u", core->port);
   core->thread = g_thread_new("rtmplistener", io_thread, new std::shared_ptr<Core>(core));
   std::shared_ptr<Listener> l(new Listener(core));

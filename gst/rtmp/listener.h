@@ -17,7 +17,8 @@
  * (attach() fails and names both).
  *
  * Limits: before a connection is routed, the strictest of the attached elements' (smallest
- * message and chunk sizes, shortest handshake timeout) and the largest max-pending-connections;
+ * message and chunk sizes, shortest handshake timeout), and as many of them as the elements'
+ * max-pending-connections add up to;
  * once it publishes, its element's (message and chunk size, idle timeout).
  *
  * RTMPS: with a certificate, the port speaks TLS only (glib-networking is the TLS backend); the
@@ -74,6 +75,9 @@ public:
    * refused (or connections to an application nobody serves), bytes and messages received from
    * its publisher. */
   virtual void count(uint64_t connections, uint64_t refused, uint64_t bytes, uint64_t messages) = 0;
+  /* The listener's thread has handed over everything of this round (media() may have been called
+   * several times): a good moment to wake whoever consumes them, once. */
+  virtual void round_done() {}
   /* Any thread: true while downstream is behind; its publisher is not read meanwhile (TCP
    * pushes back). */
   virtual bool throttled() const = 0;

@@ -66,7 +66,7 @@ bool Session::feed(const uint8_t *data, size_t size, std::vector<uint8_t> *out,
   }
   std::vector<Message> msgs;
   const bool ok = reader_.feed(data, size, &msgs, why);
-  for (const auto &m : msgs) {
+  for (auto &m : msgs) {
     messages_++;
     if (!on_message(m, out, events, why))
       return false;
@@ -104,8 +104,8 @@ void Session::unpublish(std::vector<SessionEvent> *events) {
   events->push_back({SessionEvent::Unpublished});
 }
 
-bool Session::on_message(const Message &m, std::vector<uint8_t> *out,
-                         std::vector<SessionEvent> *events, std::string *why) {
+bool Session::on_message(Message &m, std::vector<uint8_t> *out, std::vector<SessionEvent> *events,
+                         std::string *why) {
   ByteReader r(m.payload);
   switch (m.type) {
   case kSetChunkSize:
@@ -151,7 +151,7 @@ bool Session::on_message(const Message &m, std::vector<uint8_t> *out,
       return true;
     {
       SessionEvent e{m.type == kAudio ? SessionEvent::Audio : SessionEvent::Video, m.timestamp};
-      e.payload = m.payload;
+      e.payload = std::move(m.payload); /* the message is done with */
       events->push_back(std::move(e));
     }
     return true;

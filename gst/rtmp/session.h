@@ -79,7 +79,7 @@ public:
   static bool keys_equal(const std::string &a, const std::string &b); /* constant time */
 
 private:
-  bool on_message(const Message &m, std::vector<uint8_t> *out, std::vector<SessionEvent> *events,
+  bool on_message(Message &m, std::vector<uint8_t> *out, std::vector<SessionEvent> *events,
                   std::string *why);
   bool on_command(const Message &m, size_t skip, std::vector<uint8_t> *out,
                   std::vector<SessionEvent> *events, std::string *why);

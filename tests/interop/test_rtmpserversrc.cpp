@@ -570,6 +570,30 @@ TEST_CASE("One port, many publishers: each publish reaches the element serving i
   }
 }
 
+TEST_CASE("One port: twelve publishers connecting at once all get through",
+          "[rtmp][interop][shared]") {
+  /* More than one element's max-pending-connections (8) connect at the same moment: each element
+   * brings its own budget of unpublished connections, so none of them is dropped. */
+  std::vector<std::string> props;
+  for (int i = 0; i < 12; i++)
+    props.push_back("stream-key=p" + std::to_string(i));
+  Shared s(free_tcp_port(), props);
+  REQUIRE(gst_element_set_state(s.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  std::vector<int> rc(12, -1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 12; i++)
+    threads.emplace_back(
+        [&, i] { rc[i] = ffmpeg_publish_file(test_flv(), s.url("p" + std::to_string(i))); });
+  for (auto &t : threads)
+    t.join();
+  const auto want = media_tags(read_file(test_flv()));
+  for (int i = 0; i < 12; i++) {
+    INFO("publisher " << i);
+    CHECK(rc[i] == 0);
+    check_identical(media_tags(s.drain(i)), want);
+  }
+}
+
 TEST_CASE("One port: a key nobody serves is refused before any media; a key served twice fails "
           "to start, naming both elements",
           "[rtmp][interop][shared]") {
