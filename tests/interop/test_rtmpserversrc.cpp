@@ -553,12 +553,14 @@ TEST_CASE("One port, many publishers: each publish reaches the element serving i
   }
   const std::vector<std::pair<std::string, int>> pubs = {
       {"alice", 300}, {"bob", 500}, {"carol", 700}};
+  std::vector<std::string> files; /* made here, not by the threads at once */
+  for (auto &p : pubs)
+    files.push_back(tone_flv(p.second));
   /* all three at once */
   std::vector<int> rc(3, -1);
   std::vector<std::thread> threads;
   for (size_t i = 0; i < 3; i++)
-    threads.emplace_back(
-        [&, i] { rc[i] = ffmpeg_publish_file(tone_flv(pubs[i].second), s.url(pubs[i].first)); });
+    threads.emplace_back([&, i] { rc[i] = ffmpeg_publish_file(files[i], s.url(pubs[i].first)); });
   for (auto &t : threads)
     t.join();
   for (size_t i = 0; i < 3; i++) {
@@ -579,14 +581,15 @@ TEST_CASE("One port: twelve publishers connecting at once all get through",
     props.push_back("stream-key=p" + std::to_string(i));
   Shared s(free_tcp_port(), props);
   REQUIRE(gst_element_set_state(s.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  const std::string file = test_flv(); /* made here, not by twelve threads at once */
+  const auto want = media_tags(read_file(file));
   std::vector<int> rc(12, -1);
   std::vector<std::thread> threads;
   for (int i = 0; i < 12; i++)
     threads.emplace_back(
-        [&, i] { rc[i] = ffmpeg_publish_file(test_flv(), s.url("p" + std::to_string(i))); });
+        [&, i] { rc[i] = ffmpeg_publish_file(file, s.url("p" + std::to_string(i))); });
   for (auto &t : threads)
     t.join();
-  const auto want = media_tags(read_file(test_flv()));
   for (int i = 0; i < 12; i++) {
     INFO("publisher " << i);
     CHECK(rc[i] == 0);
@@ -632,22 +635,23 @@ TEST_CASE("One port: a key nobody serves is refused before any media; a key serv
 TEST_CASE("One port: elements start and stop while another element's publisher streams",
           "[rtmp][interop][shared]") {
   const guint port = free_tcp_port();
+  const std::string alice_file = tone_flv(300), bob_file = tone_flv(500); /* before any thread */
   Shared a(port, {"stream-key=alice"});
   REQUIRE(gst_element_set_state(a.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   /* alice publishes in real time (3 s) ... */
   int rc_alice = -1;
-  std::thread alice([&] { rc_alice = ffmpeg_publish_file(tone_flv(300), a.url("alice"), true); });
+  std::thread alice([&] { rc_alice = ffmpeg_publish_file(alice_file, a.url("alice"), true); });
   /* ... while bob's element comes, takes a publish, and goes, twice */
   for (int round = 0; round < 2; round++) {
     Shared b(port, {"stream-key=bob"});
     REQUIRE(gst_element_set_state(b.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-    REQUIRE(ffmpeg_publish_file(tone_flv(500), b.url("bob")) == 0);
-    check_identical(media_tags(b.drain(0)), media_tags(read_file(tone_flv(500))));
+    REQUIRE(ffmpeg_publish_file(bob_file, b.url("bob")) == 0);
+    check_identical(media_tags(b.drain(0)), media_tags(read_file(bob_file)));
   } /* b stops: its listener reference goes, alice's connection stays */
-  CHECK(ffmpeg_publish_file(tone_flv(500), a.url("bob")) != 0); /* nobody serves bob now */
+  CHECK(ffmpeg_publish_file(bob_file, a.url("bob")) != 0); /* nobody serves bob now */
   alice.join();
   CHECK(rc_alice == 0);
-  check_identical(media_tags(a.drain(0)), media_tags(read_file(tone_flv(300))));
+  check_identical(media_tags(a.drain(0)), media_tags(read_file(alice_file)));
   CHECK(a.stat(0, "publishes") == 1);
 }
 
