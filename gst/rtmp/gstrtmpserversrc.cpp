@@ -60,6 +60,7 @@
 #include "../common/objectlock.h"
 #include "flvoutput.h"
 #include "listener.h"
+#include "netutil.h"
 
 #include <algorithm>
 #include <atomic>
@@ -412,20 +413,11 @@ static gboolean gst_rtmp_server_src_start(GstBaseSrc *src) {
   std::string error;
   priv->certificate = s.tls_certificate;
   if (!priv->certificate && !s.tls_cert_file.empty()) {
-    GError *err = nullptr;
-    const std::string &key = s.tls_key_file.empty() ? s.tls_cert_file : s.tls_key_file;
-    GTlsCertificate *cert =
-        g_tls_certificate_new_from_files(s.tls_cert_file.c_str(), key.c_str(), &err);
-    if (!cert) {
-      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
-                        ("Could not load the TLS certificate and key (%s, %s): %s",
-                         s.tls_cert_file.c_str(), key.c_str(), err->message),
-                        (nullptr));
-      g_error_free(err);
+    priv->certificate = costream::rtmp::load_certificate(s.tls_cert_file, s.tls_key_file, &error);
+    if (!priv->certificate) {
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("%s", error.c_str()), (nullptr));
       return FALSE;
     }
-    priv->certificate = costream::rtmp::hold_certificate(cert);
-    g_object_unref(cert);
   } else if (!priv->certificate && !s.tls_key_file.empty()) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
                       ("tls-key-file is set without tls-cert-file: set both for RTMPS."),

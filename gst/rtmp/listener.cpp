@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "listener.h"
+#include "netutil.h"
 
 #include <gio/gio.h>
 #include <gst/gst.h>
@@ -38,22 +39,6 @@ constexpr gint64 kRoundUs = 20000;
 
 /* Past this much unsent reply a connection is dropped (a client that never reads). */
 constexpr size_t kMaxOut = 1 << 20;
-
-std::string address_string(GSocket *socket) {
-  GSocketAddress *sa = g_socket_get_remote_address(socket, nullptr);
-  if (!sa)
-    return "?";
-  std::string s = "?";
-  if (G_IS_INET_SOCKET_ADDRESS(sa)) {
-    gchar *ip =
-        g_inet_address_to_string(g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(sa)));
-    s = std::string(ip) + ":" +
-        std::to_string(g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(sa)));
-    g_free(ip);
-  }
-  g_object_unref(sa);
-  return s;
-}
 
 /* An attached element. */
 struct Slot {
@@ -628,51 +613,6 @@ gpointer io_thread(gpointer data) {
   return nullptr;
 }
 
-/* Binds a listening socket: nullptr and `error` when it cannot. */
-GSocket *bind_socket(const std::string &address, unsigned port, std::string *error) {
-  GError *err = nullptr;
-  GInetAddress *ia = nullptr;
-  GSocketFamily family = G_SOCKET_FAMILY_IPV6;
-  if (address.empty()) {
-    ia = g_inet_address_new_any(G_SOCKET_FAMILY_IPV6);
-  } else {
-    ia = g_inet_address_new_from_string(address.c_str());
-    if (!ia) {
-      *error = "\"" + address + "\" is not an IP address to listen on.";
-      return nullptr;
-    }
-    family = g_inet_address_get_family(ia);
-  }
-  GSocket *sock = g_socket_new(family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &err);
-  if (!sock && address.empty()) { /* no IPv6 here: IPv4 only */
-    g_clear_error(&err);
-    g_object_unref(ia);
-    ia = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
-    family = G_SOCKET_FAMILY_IPV4;
-    sock = g_socket_new(family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &err);
-  }
-  if (!sock) {
-    *error = std::string("Could not create a socket: ") + err->message;
-    g_error_free(err);
-    g_object_unref(ia);
-    return nullptr;
-  }
-  if (family == G_SOCKET_FAMILY_IPV6 && address.empty())
-    g_socket_set_option(sock, IPPROTO_IPV6, IPV6_V6ONLY, 0, nullptr); /* IPv4 too */
-  GSocketAddress *sa = g_inet_socket_address_new(ia, static_cast<guint16>(port));
-  g_object_unref(ia);
-  const gboolean bound = g_socket_bind(sock, sa, TRUE, &err) && g_socket_listen(sock, &err);
-  g_object_unref(sa);
-  if (!bound) {
-    *error = "Could not listen on port " + std::to_string(port) + ": " + err->message;
-    g_error_free(err);
-    g_object_unref(sock);
-    return nullptr;
-  }
-  g_socket_set_blocking(sock, FALSE);
-  return sock;
-}
-
 } // namespace
 
 Listener::Listener(std::shared_ptr<Core> core) : core_(std::move(core)) {}
@@ -851,14 +791,6 @@ void Listener::detach(PublishPoint *point) {
   slot->attached = false;
   if (was_publishing)
     point->publish_stopped("element stopped", bytes);
-}
-
-std::shared_ptr<GTlsCertificate> hold_certificate(GTlsCertificate *certificate) {
-  if (!certificate)
-    return nullptr;
-  g_object_ref(certificate);
-  return std::shared_ptr<GTlsCertificate>(certificate,
-                                          [](GTlsCertificate *c) { g_object_unref(c); });
 }
 
 } // namespace costream::rtmp

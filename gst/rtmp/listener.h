@@ -57,9 +57,6 @@ struct PointConfig {
   std::shared_ptr<GTlsCertificate> certificate;
 };
 
-/* A reference-holding pointer to a certificate (nullptr stays nullptr). */
-std::shared_ptr<GTlsCertificate> hold_certificate(GTlsCertificate *certificate);
-
 /* The element's side. Called from the listener's I/O thread (see the header). */
 class PublishPoint {
 public:
