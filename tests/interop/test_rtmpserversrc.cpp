@@ -114,6 +114,41 @@ void check_identical(const std::vector<costream::flv::Tag> &got,
   CHECK(frames == 75); /* 3 s at 25 fps */
 }
 
+/* rtmp2sink publishing the test file's tags (it takes one FLV tag per buffer, as flvmux gives
+ * them); certificates are not checked (the RTMPS tests' is self-signed). */
+std::string rtmp2sink_publish(const std::string &location) {
+  GError *err = nullptr;
+  std::string desc = "appsrc name=in caps=video/x-flv format=time ! rtmp2sink "
+                     "tls-validation-flags=0 location=" +
+                     location;
+  GstElement *pub = gst_parse_launch(desc.c_str(), &err);
+  REQUIRE(err == nullptr);
+  GstElement *in = gst_bin_get_by_name(GST_BIN(pub), "in");
+  REQUIRE(gst_element_set_state(pub, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  std::vector<uint8_t> header;
+  costream::flv::write_header(true, true, &header);
+  GstBuffer *hb = gst_buffer_new_memdup(header.data(), header.size());
+  GST_BUFFER_FLAG_SET(hb, GST_BUFFER_FLAG_HEADER);
+  REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(in), hb) == GST_FLOW_OK);
+  costream::flv::TagReader r;
+  std::vector<costream::flv::Tag> tags;
+  std::string why;
+  auto bytes = read_file(test_flv());
+  REQUIRE(r.feed(bytes.data(), bytes.size(), &tags, &why));
+  for (auto &t : tags) {
+    std::vector<uint8_t> one;
+    costream::flv::write_tag(t.type, t.timestamp, t.data.data(), t.data.size(), &one);
+    GstBuffer *b = gst_buffer_new_memdup(one.data(), one.size());
+    GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = t.timestamp * GST_MSECOND;
+    REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(in), b) == GST_FLOW_OK);
+  }
+  gst_app_src_end_of_stream(GST_APP_SRC(in));
+  gst_object_unref(in);
+  const std::string result = wait_eos_or_error(pub, 30 * GST_SECOND);
+  gst_element_set_state(pub, GST_STATE_NULL);
+  gst_object_unref(pub);
+  return result;
+}
 } // namespace
 
 TEST_CASE("ffmpeg publishes: every audio and video tag arrives byte-identical", "[rtmp][interop]") {
@@ -136,38 +171,7 @@ TEST_CASE("ffmpeg publishes: every audio and video tag arrives byte-identical", 
 TEST_CASE("rtmp2sink publishes: every tag arrives byte-identical", "[rtmp][interop]") {
   const auto want = media_tags(read_file(test_flv()));
   Server s("");
-  GError *err = nullptr;
-  /* rtmp2sink takes one FLV tag per buffer (as flvmux gives them): the file's tags, as they are */
-  std::string desc =
-      "appsrc name=in caps=video/x-flv format=time ! rtmp2sink location=" + s.url("any");
-  GstElement *pub = gst_parse_launch(desc.c_str(), &err);
-  REQUIRE(err == nullptr);
-  GstElement *in = gst_bin_get_by_name(GST_BIN(pub), "in");
-  REQUIRE(gst_element_set_state(pub, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  {
-    std::vector<uint8_t> header;
-    costream::flv::write_header(true, true, &header);
-    GstBuffer *hb = gst_buffer_new_memdup(header.data(), header.size());
-    GST_BUFFER_FLAG_SET(hb, GST_BUFFER_FLAG_HEADER);
-    REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(in), hb) == GST_FLOW_OK);
-    costream::flv::TagReader r;
-    std::vector<costream::flv::Tag> tags;
-    std::string why;
-    auto bytes = read_file(test_flv());
-    REQUIRE(r.feed(bytes.data(), bytes.size(), &tags, &why));
-    for (auto &t : tags) {
-      std::vector<uint8_t> one;
-      costream::flv::write_tag(t.type, t.timestamp, t.data.data(), t.data.size(), &one);
-      GstBuffer *b = gst_buffer_new_memdup(one.data(), one.size());
-      GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = t.timestamp * GST_MSECOND;
-      REQUIRE(gst_app_src_push_buffer(GST_APP_SRC(in), b) == GST_FLOW_OK);
-    }
-    gst_app_src_end_of_stream(GST_APP_SRC(in));
-  }
-  gst_object_unref(in);
-  CHECK(wait_eos_or_error(pub, 30 * GST_SECOND).empty());
-  gst_element_set_state(pub, GST_STATE_NULL);
-  gst_object_unref(pub);
+  CHECK(rtmp2sink_publish(s.url("any")).empty());
   check_identical(media_tags(s.drain()), want);
 }
 
@@ -513,6 +517,20 @@ struct Shared {
     }
     return out;
   }
+  /* Starting fails: the text of the error posted (REQUIREs that there is one). */
+  std::string start_error() {
+    CHECK(gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
+    GstBus *bus = gst_element_get_bus(pipeline);
+    GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    gst_object_unref(bus);
+    REQUIRE(m != nullptr);
+    GError *err = nullptr;
+    gst_message_parse_error(m, &err, nullptr);
+    const std::string text = err->message;
+    g_error_free(err);
+    gst_message_unref(m);
+    return text;
+  }
   guint64 stat(size_t i, const char *field) {
     GstStructure *s = nullptr;
     g_object_get(srcs[i], "stats", &s, nullptr);
@@ -615,20 +633,11 @@ TEST_CASE("One port: a key nobody serves is refused before any media; a key serv
   }
   {
     Shared s(free_tcp_port(), {"stream-key=k3y-x9", "stream-key=k3y-x9"});
-    CHECK(gst_element_set_state(s.pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
-    GstBus *bus = gst_element_get_bus(s.pipeline);
-    GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-    REQUIRE(m != nullptr);
-    GError *err = nullptr;
-    gst_message_parse_error(m, &err, nullptr);
-    const std::string text = err->message;
+    const std::string text = s.start_error();
     INFO(text);
     CHECK(text.find("src0") != std::string::npos);
     CHECK(text.find("src1") != std::string::npos);
     CHECK(text.find("k3y-x9") == std::string::npos); /* the key itself is never shown */
-    g_error_free(err);
-    gst_message_unref(m);
-    gst_object_unref(bus);
   }
 }
 
@@ -731,41 +740,6 @@ std::string rtmps_url(const Server &s, const char *key) {
   return "rtmps://127.0.0.1:" + std::to_string(s.port) + "/live/" + key;
 }
 
-/* rtmp2sink publishing the test file's tags (as flvmux would give them). */
-std::string rtmp2sink_publish(const std::string &location) {
-  GError *err = nullptr;
-  std::string desc = "appsrc name=in caps=video/x-flv format=time ! rtmp2sink "
-                     "tls-validation-flags=0 location=" +
-                     location;
-  GstElement *pub = gst_parse_launch(desc.c_str(), &err);
-  REQUIRE(err == nullptr);
-  GstElement *in = gst_bin_get_by_name(GST_BIN(pub), "in");
-  REQUIRE(gst_element_set_state(pub, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  std::vector<uint8_t> header;
-  costream::flv::write_header(true, true, &header);
-  GstBuffer *hb = gst_buffer_new_memdup(header.data(), header.size());
-  GST_BUFFER_FLAG_SET(hb, GST_BUFFER_FLAG_HEADER);
-  gst_app_src_push_buffer(GST_APP_SRC(in), hb);
-  costream::flv::TagReader r;
-  std::vector<costream::flv::Tag> tags;
-  std::string why;
-  auto bytes = read_file(test_flv());
-  REQUIRE(r.feed(bytes.data(), bytes.size(), &tags, &why));
-  for (auto &t : tags) {
-    std::vector<uint8_t> one;
-    costream::flv::write_tag(t.type, t.timestamp, t.data.data(), t.data.size(), &one);
-    GstBuffer *b = gst_buffer_new_memdup(one.data(), one.size());
-    GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = t.timestamp * GST_MSECOND;
-    gst_app_src_push_buffer(GST_APP_SRC(in), b);
-  }
-  gst_app_src_end_of_stream(GST_APP_SRC(in));
-  gst_object_unref(in);
-  const std::string result = wait_eos_or_error(pub, 30 * GST_SECOND);
-  gst_element_set_state(pub, GST_STATE_NULL);
-  gst_object_unref(pub);
-  return result;
-}
-
 } // namespace
 
 TEST_CASE("RTMPS: ffmpeg and rtmp2sink publish over TLS; every tag arrives byte-identical",
@@ -824,18 +798,9 @@ TEST_CASE("RTMPS: plain RTMP on the TLS port, TLS on the plain port and TLS garb
 
 TEST_CASE("RTMPS and plain RTMP cannot share a port", "[rtmp][interop][tls][shared]") {
   Shared s(free_tcp_port(), {"stream-key=a", "stream-key=b " + tls_props()});
-  CHECK(gst_element_set_state(s.pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
-  GstBus *bus = gst_element_get_bus(s.pipeline);
-  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  REQUIRE(m != nullptr);
-  GError *err = nullptr;
-  gst_message_parse_error(m, &err, nullptr);
-  const std::string text = err->message;
+  const std::string text = s.start_error();
   INFO(text);
   CHECK(text.find("RTMPS") != std::string::npos);
   CHECK(text.find("src0") != std::string::npos);
   CHECK(text.find("src1") != std::string::npos);
-  g_error_free(err);
-  gst_message_unref(m);
-  gst_object_unref(bus);
 }

@@ -14,7 +14,7 @@
 
 #include <random>
 
-    using namespace costream::rtmp;
+using namespace costream::rtmp;
 using amf0::Type;
 using amf0::Value;
 
