@@ -60,6 +60,7 @@
 #include "../common/objectlock.h"
 #include "flvoutput.h"
 #include "listener.h"
+#include "gstflv.h"
 #include "netutil.h"
 
 #include <algorithm>
@@ -244,16 +245,6 @@ void enqueue(GstRtmpServerSrc *self, GstBuffer *buf) {
   priv->queue.push_back(buf); /* create() is woken once per round (round_done) */
 }
 
-GstBuffer *make_buffer(std::vector<uint8_t> &&bytes, GstClockTime pts) {
-  auto *v = new std::vector<uint8_t>(std::move(bytes));
-  GstBuffer *b = gst_buffer_new_wrapped_full(
-      GST_MEMORY_FLAG_READONLY, v->data(), v->size(), 0, v->size(), v,
-      [](gpointer p) { delete static_cast<std::vector<uint8_t> *>(p); });
-  GST_BUFFER_PTS(b) = pts;
-  GST_BUFFER_DTS(b) = pts;
-  return b;
-}
-
 /* (I/O thread) Running time now, for the first message of a publish. */
 GstClockTime running_time_now(GstRtmpServerSrc *self) {
   GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
@@ -263,30 +254,6 @@ GstClockTime running_time_now(GstRtmpServerSrc *self) {
   gst_object_unref(clock);
   const GstClockTime base = gst_element_get_base_time(GST_ELEMENT(self));
   return now > base ? now - base : 0;
-}
-
-GstStructure *metadata_structure(const amf0::Value &v) {
-  GstStructure *s = gst_structure_new_empty("metadata");
-  for (const auto &prop : v.props) {
-    if (prop.key.empty() || !g_utf8_validate(prop.key.c_str(), -1, nullptr))
-      continue;
-    gchar *name =
-        g_strcanon(g_strdup(prop.key.c_str()),
-                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", '_');
-    if (!g_ascii_isalpha(name[0])) {
-      g_free(name);
-      continue;
-    }
-    const auto &val = prop.value;
-    if (val.type == amf0::Type::Number)
-      gst_structure_set(s, name, G_TYPE_DOUBLE, val.number, nullptr);
-    else if (val.type == amf0::Type::Boolean)
-      gst_structure_set(s, name, G_TYPE_BOOLEAN, static_cast<gboolean>(val.boolean), nullptr);
-    else if (val.is_string() && g_utf8_validate(val.string.c_str(), -1, nullptr))
-      gst_structure_set(s, name, G_TYPE_STRING, val.string.c_str(), nullptr);
-    g_free(name);
-  }
-  return s;
 }
 
 } // namespace
@@ -313,8 +280,8 @@ static void post_start(GstRtmpServerSrc *self, const amf0::Value *metadata) {
     return;
   priv->pub.announced = true;
   const std::string app = settings_of(self).application;
-  GstStructure *meta =
-      metadata ? metadata_structure(*metadata) : gst_structure_new_empty("metadata");
+  GstStructure *meta = metadata ? costream::rtmp::metadata_structure(*metadata)
+                                : gst_structure_new_empty("metadata");
   GstStructure *s = gst_structure_new("rtmp-publish-start", "remote-address", G_TYPE_STRING,
                                       priv->pub.remote.c_str(), "application", G_TYPE_STRING,
                                       app.c_str(), "metadata", GST_TYPE_STRUCTURE, meta, nullptr);
@@ -395,7 +362,7 @@ void GstRtmpServerSrcPrivate::media(SessionEvent &e) {
   if (notes.keyframe_interval)
     keyframe_interval_measured(notes.keyframe_interval);
   for (auto &item : items) {
-    GstBuffer *b = make_buffer(std::move(item.bytes), item.pts);
+    GstBuffer *b = costream::rtmp::make_buffer(std::move(item.bytes), item.pts);
     if (item.header)
       GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_HEADER);
     if (item.discont)
