@@ -12,6 +12,7 @@
 #include "rtmp/gstrtmpserversrc.h"
 #include "bridge/gstaac2opus.h"
 #include "bridge/gstrtmpbridge.h"
+#include "camera/gstrtspcamera.h"
 
 #include <gst/gst.h>
 
@@ -22,6 +23,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   ret |= GST_ELEMENT_REGISTER(rtmpserversrc, plugin);
   ret |= GST_ELEMENT_REGISTER(aac2opus, plugin);
   ret |= GST_ELEMENT_REGISTER(rtmpbridge, plugin);
+  ret |= GST_ELEMENT_REGISTER(rtspcamera, plugin);
   return ret;
 }
 

@@ -10,7 +10,7 @@ packages=(
   libgstreamer-plugins-bad1.0-dev libsoup-3.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-nice ffmpeg
-  glib-networking openssl
+  glib-networking openssl libgstrtspserver-1.0-dev
 )
 if [ "${COSTREAM_EXTRA_PACKAGES:-}" != "" ]; then
   read -r -a extra <<<"$COSTREAM_EXTRA_PACKAGES"

@@ -68,6 +68,7 @@ static const char *const kSystemPlugins[] = {
     "typefindfunctions",
     "fdkaac",
     "faad",
+    "rtsp",
 };
 
 static bool wanted(const std::string &file) {

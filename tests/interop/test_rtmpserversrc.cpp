@@ -8,6 +8,7 @@
  * wait bounded.
  */
 #include "helpers.h"
+#include "process.h"
 #include "rtmp/flv.h"
 
 #include <gio/gio.h>
@@ -455,24 +456,6 @@ TEST_CASE("A publish longer than the handshake timeout ends cleanly on the publi
 /* ---- one port, many publishers ------------------------------------------------------------ */
 
 namespace {
-
-/* A TCP port nobody listens on now (bound and released at once). */
-guint free_tcp_port() {
-  GSocket *s =
-      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
-  REQUIRE(s != nullptr);
-  GInetAddress *any = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
-  GSocketAddress *sa = g_inet_socket_address_new(any, 0);
-  REQUIRE(g_socket_bind(s, sa, TRUE, nullptr));
-  GSocketAddress *local = g_socket_get_local_address(s, nullptr);
-  const guint port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
-  g_object_unref(local);
-  g_object_unref(sa);
-  g_object_unref(any);
-  g_socket_close(s, nullptr);
-  g_object_unref(s);
-  return port;
-}
 
 /* A 3 s file whose AAC is a tone of its own, so whose publish reached which element shows. */
 const std::string &tone_flv(int freq) {

@@ -6,6 +6,7 @@
  * scripts run as child processes with this program's isolated registry and plugin path.
  */
 #include "helpers.h"
+#include "process.h"
 #include "impair.h"
 #include "testsig.h"
 
@@ -130,18 +131,6 @@ bool tcp_listening(unsigned port) {
       return true;
   }
   return false;
-}
-
-/* Polls `ready` every 20 ms until it holds (true) or `seconds` have passed (false): how a test
- * waits for a child to bind its ports, instead of sleeping a fixed time. */
-bool wait_until(const std::function<bool()> &ready, double seconds) {
-  const gint64 end = g_get_monotonic_time() + static_cast<gint64>(seconds * 1e6);
-  while (!ready()) {
-    if (g_get_monotonic_time() > end)
-      return false;
-    g_usleep(20000);
-  }
-  return true;
 }
 
 bool wait_udp_bound(const std::vector<unsigned> &ports, double seconds) {

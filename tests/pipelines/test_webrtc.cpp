@@ -11,6 +11,7 @@
  * interface; otherwise on the machine's loopback. The server offers ICE on 127.0.0.1 only.
  */
 #include "helpers.h"
+#include "process.h"
 #include "testsig.h"
 
 #include <fcntl.h>
@@ -49,71 +50,6 @@ bool enter_private_network() {
   ok = ok && ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
   close(fd);
   return ok;
-}
-
-/* A child whose stdout and stderr go to `log`; killed (group) if the test ends early. */
-struct Child {
-  GPid pid = 0;
-  Child(const std::vector<std::string> &args, const std::string &log) {
-    std::vector<char *> argv;
-    for (auto &a : args)
-      argv.push_back(const_cast<char *>(a.c_str()));
-    argv.push_back(nullptr);
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    REQUIRE(fd >= 0);
-    GError *err = nullptr;
-    const gboolean ok = g_spawn_async_with_fds(
-        nullptr, argv.data(), nullptr,
-        static_cast<GSpawnFlags>(G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD),
-        [](gpointer) { setpgid(0, 0); }, nullptr, &pid, -1, fd, fd, &err);
-    close(fd);
-    INFO((err ? err->message : ""));
-    REQUIRE(ok);
-  }
-  /* SIGINT, then the exit status within `seconds` (-1: had to be killed) */
-  int stop(int sig, int seconds) {
-    if (!pid)
-      return -1;
-    kill(pid, sig);
-    int status = 0;
-    for (int i = 0; i < seconds * 10; i++) {
-      if (waitpid(pid, &status, WNOHANG) == pid) {
-        kill(-pid, SIGKILL); /* whatever it left behind */
-        g_spawn_close_pid(pid);
-        pid = 0;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      g_usleep(100000);
-    }
-    kill(-pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    g_spawn_close_pid(pid);
-    pid = 0;
-    return -1;
-  }
-  ~Child() {
-    if (pid) {
-      kill(-pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-      g_spawn_close_pid(pid);
-    }
-  }
-};
-
-std::string read_text(const std::string &path) {
-  auto bytes = read_file(path);
-  return std::string(bytes.begin(), bytes.end());
-}
-
-/* Waits (bounded) until `done` holds. */
-template <typename F> bool wait_until(F done, int seconds) {
-  const gint64 deadline = g_get_monotonic_time() + seconds * G_USEC_PER_SEC;
-  while (g_get_monotonic_time() < deadline) {
-    if (done())
-      return true;
-    g_usleep(200000);
-  }
-  return done();
 }
 
 /* An HTTP request to 127.0.0.1:port; the response, or "" when nobody answered. */
