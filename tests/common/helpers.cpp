@@ -323,4 +323,20 @@ void pull_queued(GstElement *appsink, Collected &out) {
   }
 }
 
+std::vector<guint64> pads_stat(GstElement *mixer, const char *field) {
+  GstStructure *stats = nullptr;
+  g_object_get(mixer, "stats", &stats, nullptr);
+  REQUIRE(stats != nullptr);
+  const GValue *pads = gst_structure_get_value(stats, "pads");
+  std::vector<guint64> values;
+  for (guint i = 0; pads && i < gst_value_array_get_size(pads); i++) {
+    const GstStructure *ps = gst_value_get_structure(gst_value_array_get_value(pads, i));
+    guint64 v = G_MAXUINT64;
+    CHECK(gst_structure_get_uint64(ps, field, &v));
+    values.push_back(v);
+  }
+  gst_structure_free(stats);
+  return values;
+}
+
 } // namespace testgst

@@ -89,6 +89,9 @@ Churn churn_talkers(GstElement *pipeline, GstElement *mixer, int threads, int ro
 /* The timestamps of `out` follow each other without a hole or an overlap. */
 bool contiguous(const Collected &out);
 
+/* One counter of every talker's entry in a mixer's `stats` ("pads" array), in pad order. */
+std::vector<guint64> pads_stat(GstElement *mixer, const char *field);
+
 /* Whatever is still queued in an appsink, without waiting. */
 void pull_queued(GstElement *appsink, Collected &out);
 

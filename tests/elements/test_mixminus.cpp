@@ -22,7 +22,7 @@
 #include <mutex>
 #include <thread>
 
-    using namespace testgst;
+using namespace testgst;
 
 namespace {
 
@@ -164,22 +164,6 @@ struct Room {
     gst_object_unref(pipeline);
   }
 };
-
-/* One counter of every participant's entry in the element's `stats`, in pad order. */
-std::vector<guint64> pads_stat(GstElement *mm, const char *field) {
-  GstStructure *stats = nullptr;
-  g_object_get(mm, "stats", &stats, nullptr);
-  const GValue *pads = gst_structure_get_value(stats, "pads");
-  std::vector<guint64> values;
-  for (guint i = 0; i < gst_value_array_get_size(pads); i++) {
-    const GstStructure *ps = gst_value_get_structure(gst_value_array_get_value(pads, i));
-    guint64 v = G_MAXUINT64;
-    gst_structure_get_uint64(ps, field, &v);
-    values.push_back(v);
-  }
-  gst_structure_free(stats);
-  return values;
-}
 
 int pad_slot(GstPad *pad) {
   gint slot = -2;
