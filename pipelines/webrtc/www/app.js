@@ -6,6 +6,7 @@
 'use strict';
 
 const params = new URLSearchParams(location.search);
+const streamName = params.get('stream') || '';
 const toneHz = Number(params.get('tone') || 0);
 const processing = params.get('processing') !== '0';
 let talking = params.get('talk') === '1';
@@ -16,6 +17,7 @@ const soundButton = document.getElementById('sound');
 const stateText = document.getElementById('state');
 const talkersList = document.getElementById('talkers');
 const statsText = document.getElementById('stats');
+const streamsList = document.getElementById('streams');
 
 let me = null;
 let pc = null;
@@ -117,10 +119,38 @@ async function reportStats() {
   send('stats', line);
 }
 
-const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+// The server's streams (GET /api/streams), each a link to this page on it; the one watched is
+// marked. Listed once at load.
+async function listStreams() {
+  try {
+    const streams = await (await fetch('/api/streams')).json();
+    const names = Object.keys(streams);
+    const current = streamName || names[0];
+    streamsList.replaceChildren();
+    for (const name of names) {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      const p = new URLSearchParams(location.search);
+      p.set('stream', name);
+      a.href = `?${p}`;
+      a.textContent = name;
+      const producer = streams[name].producers[0] || {};
+      li.append(a, ` ${producer.kind || ''} ${producer.state || ''}` +
+                   (name === current ? ' (watching)' : ''));
+      streamsList.append(li);
+    }
+  } catch (err) {
+    streamsList.textContent = `cannot list the streams (${err})`;
+  }
+}
+listStreams();
+
+const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws` +
+                         (streamName ? `?stream=${encodeURIComponent(streamName)}` : ''));
 ws.onclose = (e) => {
-  stateText.textContent = e.reason === 'full' ? 'the server has all the viewers it takes'
-                                               : 'disconnected';
+  stateText.textContent = e.reason === 'full'             ? 'the server has all the viewers it takes'
+                          : e.reason === 'no such stream' ? `no stream named ${streamName}`
+                                                          : 'disconnected';
 };
 ws.onmessage = async (e) => {
   const [type, ...rest] = e.data.split('\n');

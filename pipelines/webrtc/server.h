@@ -1,0 +1,144 @@
+/* costream-webrtc: browser talk-back server
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * What the server's files share. Everything here is created, changed and destroyed in the main
+ * thread (the GLib main loop: HTTP, WebSocket, bus, timers), except where a field says otherwise.
+ *
+ *   costream-webrtc.cpp  options, the HTTP page and API handlers, the bus, start and stop
+ *   streams.cpp          one Stream per producer (test sources, an RTMP publish, an RTSP camera):
+ *                        its tees, its backchannelmixer and back channel; producer messages
+ *   viewers.cpp          one Viewer per browser: webrtcbin, signalling, joining and leaving
+ *   api.cpp              GET /api/streams (JSON) and the webhook sender
+ */
+#pragma once
+
+#include <gst/gst.h>
+#include <libsoup/soup.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace cw {
+
+/* A camera given on the command line: `--camera [name=]rtsp://...`. The URL may carry
+ * credentials: it goes to rtspcamera's `location` and nowhere else. */
+struct CameraArg {
+  std::string name;
+  std::string url;
+};
+
+struct Options {
+  std::string address = "127.0.0.1";
+  guint port = 8080;
+  std::string www;
+  guint rtmp_port = 0; /* 0: no RTMP producer */
+  std::string stream_key;
+  std::vector<CameraArg> cameras;
+  std::string record = "out/webrtc/backchannel.wav";
+  std::string rtp_out; /* host:port: the back channel as RTP/Opus instead of a file */
+  std::string stun;
+  std::string tls_cert,
+      tls_key; /* HTTPS: browsers allow the microphone only there (or on localhost) */
+  std::vector<std::string> ice_addresses; /* empty: every interface (libnice's choice) */
+  std::vector<std::string> webhooks;
+  guint seconds = 0;
+  guint max_viewers = 16;
+};
+
+/* Packets and bytes through one point of the media path, counted by a pad probe in a streaming
+ * thread and read by the API in the main thread. */
+struct Counter {
+  std::atomic<guint64> packets{0}, bytes{0};
+  /* counts every buffer (or buffer list) passing `pad` into this counter */
+  void attach(GstPad *pad);
+};
+
+/* One producer and everything that serves it: the page's `?stream=NAME`. */
+struct Stream {
+  enum class Kind { Test, Rtmp, Camera };
+  std::string name;
+  Kind kind = Kind::Test;
+  GstElement *producer = nullptr; /* rtspcamera or rtmpbridge (ref), else null */
+  GstElement *vtee = nullptr, *atee = nullptr, *mixer = nullptr; /* refs */
+  Counter video_in, audio_in;    /* RTP into the tees, what every viewer is offered */
+  std::string state = "waiting"; /* waiting, streaming, lost (cameras and RTMP) */
+  std::string back_channel;      /* where the talk-back goes, for the log and the API */
+  std::map<guint, bool> talkers; /* viewer id -> active (backchannelmixer-talker messages) */
+};
+
+/* One browser. GStreamer threads find it by id under App::lock. */
+struct Viewer {
+  guint id = 0;
+  Stream *stream = nullptr;
+  std::string user_agent;
+  SoupWebsocketConnection *ws = nullptr;
+  GstElement *webrtc = nullptr;
+  GstElement *vqueue = nullptr, *aqueue = nullptr;
+  GstPad *vtee = nullptr, *atee = nullptr;
+  Counter video_out, audio_out, talk_in; /* RTP to the browser; its talk-back RTP */
+  /* set by the streaming thread that gets the talk-back stream (under App::lock) */
+  GstElement *talk = nullptr;
+  GstPad *mixer_pad = nullptr;
+  bool leaving = false;
+  int unlinked = 0;
+};
+
+class Webhooks;
+
+struct App {
+  Options opt;
+  GstElement *pipeline = nullptr;
+  std::vector<std::unique_ptr<Stream>> streams;
+  GMainLoop *loop = nullptr;
+  SoupServer *server = nullptr;
+  std::mutex lock; /* viewers' talk/mixer_pad/leaving, between the main and streaming threads */
+  std::map<guint, Viewer *> viewers;
+  guint next_id = 1;
+  bool stopping = false;
+  bool recording = false; /* a test or RTMP stream's back channel goes to --record/--rtp-out */
+  int status = 0;
+  Webhooks *webhooks = nullptr;
+};
+
+extern App app;
+
+/* One line on stdout (what the tests read). */
+void say(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+/* streams.cpp */
+bool build_streams(std::string *error);
+Stream *find_stream(const std::string &name); /* "" : the first */
+Stream *stream_of(GstObject *element);        /* the stream whose producer or mixer this is */
+/* A producer's or mixer's element message; true when it was one of theirs. */
+bool stream_message(GstMessage *msg);
+void free_streams();
+
+/* viewers.cpp */
+Viewer *add_viewer(SoupWebsocketConnection *ws, Stream *stream, const std::string &user_agent);
+void remove_viewer(Viewer *v);
+Viewer *find_viewer(guint id);
+void send_text(Viewer *v, const std::string &text);
+/* a text to every viewer of `stream` */
+void broadcast(Stream *stream, const std::string &text);
+/* at the end: closing sockets no longer remove their viewers */
+void forget_sockets();
+void free_viewers();
+/* the WebSocket handler: /ws?stream=NAME */
+void on_websocket(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,
+                  gpointer);
+
+/* api.cpp */
+std::string streams_json();
+std::string json_string(const std::string &s);
+/* Posts `{"event": kind, "stream": ..., "time": ..., <fields>}` to every --webhook URL; returns
+ * at once (the sender runs in the main loop with bounded retries). `fields` is a JSON object's
+ * members without braces ("" for none). */
+void event(const char *kind, const Stream *stream, const std::string &fields = "");
+Webhooks *webhooks_new(const std::vector<std::string> &urls);
+void webhooks_free(Webhooks *w);
+
+} // namespace cw
