@@ -85,13 +85,14 @@ void on_http(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable 
   g_free(file);
 }
 
-/* The back channel's last buffer is written: stop. */
+/* A back channel's last buffer is written; after the last one: stop. */
 GstPadProbeReturn on_record_eos(GstPad *, GstPadProbeInfo *info, gpointer) {
   if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_EOS)
     g_main_context_invoke(
         nullptr,
         [](gpointer) -> gboolean {
-          g_main_loop_quit(app.loop);
+          if (--app.recorders <= 0)
+            g_main_loop_quit(app.loop);
           return G_SOURCE_REMOVE;
         },
         nullptr);
@@ -107,7 +108,7 @@ gboolean stop(gpointer) {
   for (auto &st : app.streams)
     if (st->mixer)
       gst_element_send_event(st->mixer, gst_event_new_eos());
-  if (!app.recording) { /* cameras only: nothing to wait for */
+  if (app.recorders == 0) { /* cameras only: nothing to wait for */
     g_main_loop_quit(app.loop);
     return G_SOURCE_REMOVE;
   }
@@ -172,12 +173,16 @@ void usage(FILE *f) {
          "                     ONVIF back channel\n"
          "  --rtmp-port N      a stream 'live' is an RTMP publish to rtmp://host:N/live/KEY\n"
          "                     through rtmpbridge (without --camera or --rtmp-port: test sources)\n"
-         "  --stream-key KEY   the key the publisher must use (default: any)\n"
+         "  --stream-key KEY   the key the 'live' publisher must use (default: any)\n"
+         "  --rtmp-stream NAME=KEY  a stream NAME of whoever publishes with KEY on --rtmp-port\n"
+         "                     (repeatable: any number of publishers on one port, each its own\n"
+         "                     stream; without --stream-key there is then no 'live' stream)\n"
          "  --webhook URL      POST a JSON event to URL for publish start/stop, camera\n"
          "                     connected/lost, viewer joined/left, talker started/stopped\n"
          "                     (repeatable; docs/camera.md)\n"
          "  --record FILE      write the test or RTMP stream's back channel to this WAV file\n"
-         "                     (default out/webrtc/backchannel.wav)\n"
+         "                     (default out/webrtc/backchannel.wav; several RTMP streams: each\n"
+         "                     to FILE with -NAME before its extension)\n"
          "  --rtp-out HOST:PORT  send the back channel as RTP/Opus (payload 97) instead\n"
          "  --stun URI         STUN server for viewers behind NAT (stun://host:port)\n"
          "  --ice-address ADDR offer media only on this local address (repeatable; default: all\n"
@@ -246,6 +251,16 @@ bool parse_args(int argc, char **argv) {
         ok = false;
       }
       o.cameras.push_back(c);
+    } else if (a == "--rtmp-stream") {
+      std::string v;
+      ok = text(&v);
+      const size_t eq = v.find('=');
+      if (ok && (eq == std::string::npos || eq == 0 || eq + 1 == v.size())) {
+        std::fprintf(stderr, "costream-webrtc: --rtmp-stream wants NAME=KEY\n");
+        ok = false;
+      }
+      if (ok)
+        o.rtmp_streams.push_back(CameraArg{v.substr(0, eq), v.substr(eq + 1)});
     } else if (a == "--webhook") {
       std::string v;
       ok = text(&v);
@@ -328,8 +343,12 @@ int main(int argc, char **argv) {
   app.loop = g_main_loop_new(nullptr, FALSE);
   GstBus *bus = gst_element_get_bus(app.pipeline);
   gst_bus_add_watch(bus, on_bus, nullptr);
-  if (GstElement *rec = gst_bin_get_by_name(GST_BIN(app.pipeline), "rec")) {
-    app.recording = true;
+  for (size_t k = 0; k < app.streams.size(); k++) {
+    GstElement *rec =
+        gst_bin_get_by_name(GST_BIN(app.pipeline), ("rec" + std::to_string(k)).c_str());
+    if (!rec)
+      continue;
+    app.recorders++;
     GstPad *recpad = gst_element_get_static_pad(rec, "sink");
     gst_pad_add_probe(recpad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_record_eos, nullptr, nullptr);
     gst_object_unref(recpad);

@@ -37,6 +37,9 @@ struct Options {
   std::string www;
   guint rtmp_port = 0; /* 0: no RTMP producer */
   std::string stream_key;
+  /* --rtmp-stream NAME=KEY: a stream per key on the RTMP port (the key goes to rtmpbridge's
+   * `stream-key` and nowhere else) */
+  std::vector<CameraArg> rtmp_streams; /* name, key (in `url`) */
   std::vector<CameraArg> cameras;
   std::string record = "out/webrtc/backchannel.wav";
   std::string rtp_out; /* host:port: the back channel as RTP/Opus instead of a file */
@@ -67,6 +70,7 @@ struct Stream {
   Counter video_in, audio_in;    /* RTP into the tees, what every viewer is offered */
   std::string state = "waiting"; /* waiting, streaming, lost (cameras and RTMP) */
   std::string back_channel;      /* where the talk-back goes, for the log and the API */
+  std::string rtmp_key;          /* secret: for rtmpbridge's `stream-key` only ("" any) */
   std::map<guint, bool> talkers; /* viewer id -> active (backchannelmixer-talker messages) */
 };
 
@@ -99,7 +103,7 @@ struct App {
   std::map<guint, Viewer *> viewers;
   guint next_id = 1;
   bool stopping = false;
-  bool recording = false; /* a test or RTMP stream's back channel goes to --record/--rtp-out */
+  int recorders = 0; /* back channels to --record/--rtp-out not yet finished (at the end) */
   int status = 0;
   Webhooks *webhooks = nullptr;
 };

@@ -63,7 +63,7 @@ void on_bridge_pad(GstElement *, GstPad *pad, gpointer data) {
   gst_object_unref(in);
   gst_object_unref(out);
   gst_object_unref(tee);
-  say("publisher's %s is on the air", audio ? "audio" : "video");
+  say("publisher's %s is on the air (stream %s)", audio ? "audio" : "video", s->name.c_str());
 }
 
 bool valid_name(const std::string &n) {
@@ -75,8 +75,10 @@ bool valid_name(const std::string &n) {
   return true;
 }
 
-/* The back channel of a test or RTMP stream: the mixer's output to a file or RTP. */
-bool recorder(const std::string &k, std::string *desc, std::string *where, std::string *error) {
+/* The back channel of a test or RTMP stream: the mixer's output to a file or RTP. With several
+ * such streams, each has a file of its own: --record's name with "-NAME" before its extension. */
+bool recorder(const std::string &k, const std::string &name, bool several, std::string *desc,
+              std::string *where, std::string *error) {
   *desc = "backchannelmixer name=bc" + k + " force-live=true ! audioconvert ! audioresample ! ";
   if (!app.opt.rtp_out.empty()) {
     const size_t colon = app.opt.rtp_out.rfind(':');
@@ -84,18 +86,30 @@ bool recorder(const std::string &k, std::string *desc, std::string *where, std::
       *error = "--rtp-out wants HOST:PORT";
       return false;
     }
-    *desc +=
-        "opusenc ! rtpopuspay pt=97 ! udpsink name=rec host=" + app.opt.rtp_out.substr(0, colon) +
-        " port=" + app.opt.rtp_out.substr(colon + 1) + " sync=false async=false ";
+    if (several) {
+      *error = "--rtp-out takes one stream's back channel; there are several RTMP streams";
+      return false;
+    }
+    *desc += "opusenc ! rtpopuspay pt=97 ! udpsink name=rec" + k +
+             " host=" + app.opt.rtp_out.substr(0, colon) +
+             " port=" + app.opt.rtp_out.substr(colon + 1) + " sync=false async=false ";
     *where = app.opt.rtp_out;
   } else {
-    gchar *dir = g_path_get_dirname(app.opt.record.c_str());
+    std::string file = app.opt.record;
+    if (several) {
+      const size_t slash = file.rfind('/');
+      const size_t dot = file.rfind('.');
+      const size_t at = dot != std::string::npos && (slash == std::string::npos || dot > slash)
+                            ? dot
+                            : file.size();
+      file.insert(at, "-" + name);
+    }
+    gchar *dir = g_path_get_dirname(file.c_str());
     g_mkdir_with_parents(dir, 0755);
     g_free(dir);
-    *desc += "audio/x-raw,format=S16LE,rate=48000,channels=1 ! wavenc ! filesink name=rec "
-             "async=false location=\"" +
-             app.opt.record + "\" ";
-    *where = app.opt.record;
+    *desc += "audio/x-raw,format=S16LE,rate=48000,channels=1 ! wavenc ! filesink name=rec" + k +
+             " async=false location=\"" + file + "\" ";
+    *where = file;
   }
   return true;
 }
@@ -138,21 +152,32 @@ bool build_streams(std::string *error) {
             k + ".backchannel ";
     s->back_channel = "the camera's back channel";
   }
-  std::string where;
   if (app.opt.rtmp_port) {
-    Stream *s = add("live", Stream::Kind::Rtmp);
-    if (find_stream("live") != s) {
-      *error = "--camera live=...: 'live' is the RTMP stream's name";
-      return false;
+    /* --stream-key KEY (or nothing: any key) is the stream "live"; --rtmp-stream NAME=KEY more */
+    std::vector<CameraArg> rtmp = app.opt.rtmp_streams;
+    if (rtmp.empty() || !app.opt.stream_key.empty())
+      rtmp.insert(rtmp.begin(), CameraArg{"live", app.opt.stream_key});
+    for (const CameraArg &r : rtmp) {
+      if (!valid_name(r.name)) {
+        *error = "--rtmp-stream: a stream name is letters, digits, '-' and '_' (at most 64)";
+        return false;
+      }
+      if (find_stream(r.name)) {
+        *error = "two streams are named " + r.name;
+        return false;
+      }
+      Stream *s = add(r.name, Stream::Kind::Rtmp);
+      s->rtmp_key = r.url;
+      const std::string k = std::to_string(app.streams.size() - 1);
+      /* The key is set on the element below, not written here. */
+      desc += "rtmpbridge name=src" + k + " port=" + std::to_string(app.opt.rtmp_port) +
+              " tee name=vt" + k + " allow-not-linked=true tee name=at" + k +
+              " allow-not-linked=true ";
+      std::string back;
+      if (!recorder(k, r.name, rtmp.size() > 1, &back, &s->back_channel, error))
+        return false;
+      desc += back;
     }
-    const std::string k = std::to_string(app.streams.size() - 1);
-    desc += "rtmpbridge name=src" + k + " port=" + std::to_string(app.opt.rtmp_port) +
-            " tee name=vt" + k + " allow-not-linked=true tee name=at" + k +
-            " allow-not-linked=true ";
-    std::string back;
-    if (!recorder(k, &back, &s->back_channel, error))
-      return false;
-    desc += back;
   } else if (app.opt.cameras.empty()) {
     Stream *s = add("test", Stream::Kind::Test);
     const std::string k = std::to_string(app.streams.size() - 1);
@@ -169,7 +194,7 @@ bool build_streams(std::string *error) {
             "audioresample ! opusenc ! rtpopuspay pt=97 ! tee name=at" +
             k + " allow-not-linked=true ";
     std::string back;
-    if (!recorder(k, &back, &s->back_channel, error))
+    if (!recorder(k, s->name, false, &back, &s->back_channel, error))
       return false;
     desc += back;
     s->state = "streaming";
@@ -199,8 +224,8 @@ bool build_streams(std::string *error) {
     if (s->kind == Stream::Kind::Camera)
       g_object_set(s->producer, "location", app.opt.cameras[camera++].url.c_str(), nullptr);
     if (s->kind == Stream::Kind::Rtmp) {
-      if (!app.opt.stream_key.empty())
-        g_object_set(s->producer, "stream-key", app.opt.stream_key.c_str(), nullptr);
+      if (!s->rtmp_key.empty())
+        g_object_set(s->producer, "stream-key", s->rtmp_key.c_str(), nullptr);
       g_signal_connect(s->producer, "pad-added", G_CALLBACK(on_bridge_pad), s);
     }
   }
@@ -250,12 +275,12 @@ bool stream_message(GstMessage *msg) {
       g_free(fields);
     }
   } else if (g_str_equal(name, "rtmp-publish-start")) {
-    say("rtmp-publish-start");
+    say("rtmp-publish-start (stream %s)", s->name.c_str());
     s->state = "streaming";
     const gchar *remote = gst_structure_get_string(st, "remote-address");
     event("publish.start", s, "\"remote_address\": " + json_string(remote ? remote : ""));
   } else if (g_str_equal(name, "rtmp-publish-stop")) {
-    say("rtmp-publish-stop");
+    say("rtmp-publish-stop (stream %s)", s->name.c_str());
     s->state = "waiting";
     guint64 bytes = 0;
     const gchar *reason = gst_structure_get_string(st, "reason");

@@ -18,6 +18,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <regex>
 
 using namespace testgst;
 
@@ -164,4 +165,109 @@ TEST_CASE("costream-webrtc fed by an RTMP publish: a viewer who came first gets 
   /* 9 s at 25 fps were published; the tab saw most of them */
   CHECK(last.frames >= 150);
   CHECK(last.audio >= 300);
+}
+
+TEST_CASE("costream-webrtc --rtmp-stream: two publishers on one port, each a stream of its own",
+          "[webrtc][browser][rtmp]") {
+  enter_private_network();
+  const std::string dir = test_tmpdir() + "/webrtc-rtmp-streams";
+  g_mkdir_with_parents(dir.c_str(), 0755);
+  const std::string flv = dir + "/publish.flv";
+  make_av_flv(flv, "aevalsrc=0.25*sin(2*PI*440*t)|0.25*sin(2*PI*660*t):s=48000");
+  HookReceiver hooks;
+  const std::string server_log = dir + "/server.log";
+  auto server = start_server(
+      {"--port", "18083", "--rtmp-port", "19452", "--rtmp-stream", "studio=key-One1",
+       "--rtmp-stream", "stage=key-Two2", "--record", dir + "/backchannel.wav", "--webhook",
+       "http://127.0.0.1:" + std::to_string(hooks.port) + "/hook", "--seconds", "120"},
+      server_log);
+  Browser browser(dir, "", "http://127.0.0.1:18083/?stream=studio&processing=0");
+  browser.open_tab("http://127.0.0.1:18083/?stream=stage&processing=0");
+  /* "viewer N joined stream NAME": which viewer watches which stream */
+  std::map<std::string, int> viewer_of;
+  REQUIRE(wait_until(
+      [&] {
+        const std::string log = read_text(server_log);
+        for (const char *name : {"studio", "stage"}) {
+          std::smatch m;
+          if (std::regex_search(log, m,
+                                std::regex(std::string("viewer ([0-9]+) joined stream ") + name)))
+            viewer_of[name] = std::atoi(m[1].str().c_str());
+        }
+        return viewer_of.size() == 2;
+      },
+      60));
+
+  /* two ffmpeg publishers, 9 s each in real time, on one port with different keys; a third
+   * with a key nobody serves is refused */
+  auto publish = [&](const std::string &key, const std::string &log) {
+    return std::make_unique<Child>(
+        std::vector<std::string>{"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error",
+                                 "-re", "-stream_loop", "2", "-i", flv, "-c", "copy", "-f", "flv",
+                                 "rtmp://127.0.0.1:19452/live/" + key},
+        log);
+  };
+  auto one = publish("key-One1", dir + "/ffmpeg-1.log");
+  auto two = publish("key-Two2", dir + "/ffmpeg-2.log");
+  auto wrong = publish("key-Nobody", dir + "/ffmpeg-3.log");
+  const bool ok = wait_until(
+      [&] {
+        auto viewers = parse_server_log(read_text(server_log));
+        return receives(viewers[viewer_of["studio"]]) && receives(viewers[viewer_of["stage"]]);
+      },
+      60);
+  const std::string api = http(18083, "GET", "/api/streams");
+  const int refused = wrong->stop(0, 60);
+  const int published1 = one->stop(0, 60), published2 = two->stop(0, 60);
+  /* both publishes ended: their stop events */
+  const bool stopped = wait_until(
+      [&] {
+        size_t n = 0;
+        for (auto &e : hooks.events())
+          n += e.find("\"event\": \"publish.stop\"") != std::string::npos;
+        return n >= 2;
+      },
+      20);
+  const int server_status = server->stop(SIGINT, 15);
+  browser.child->stop(SIGTERM, 10);
+  const std::string log = read_text(server_log);
+  INFO("server log (tail):\n" << log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
+  INFO("GET /api/streams:\n" << api);
+  CHECK(ok);
+  CHECK(published1 == 0);
+  CHECK(published2 == 0);
+  CHECK(refused != 0);
+  CHECK(server_status == 0);
+  CHECK(stopped);
+  for (const char *name : {"studio", "stage"}) {
+    INFO("stream " << name);
+    const auto last = parse_server_log(log)[viewer_of[name]].samples.back();
+    INFO("audio packets " << last.audio << ", frames decoded " << last.frames);
+    CHECK(last.frames >= 100);
+    CHECK(last.audio >= 200);
+    CHECK(log.find(std::string("rtmp-publish-start (stream ") + name + ")") != std::string::npos);
+    const size_t at = api.find(std::string("\"") + name + "\": {");
+    REQUIRE(at != std::string::npos);
+    CHECK(api.find("\"kind\": \"rtmp\"", at) != std::string::npos);
+    CHECK(api.find("\"state\": \"streaming\"", at) != std::string::npos);
+    CHECK(api.find("{\"id\": " + std::to_string(viewer_of[name]) + ",", at) != std::string::npos);
+    CHECK(read_file(dir + "/backchannel-" + name + ".wav").size() > 44);
+  }
+  const auto events = hooks.events();
+  std::string all;
+  for (auto &e : events)
+    all += e + "\n";
+  INFO("webhook deliveries:\n" << all);
+  for (const char *name : {"studio", "stage"}) {
+    const std::string stream = std::string("\"stream\": \"") + name + "\"";
+    CHECK(count_events(events, "publish.start", stream) == 1);
+    CHECK(count_events(events, "publish.stop", stream) == 1);
+    CHECK(count_events(events, "viewer.joined", stream) == 1);
+  }
+  /* the keys nowhere */
+  for (const char *key : {"key-One1", "key-Two2", "key-Nobody"}) {
+    CHECK(log.find(key) == std::string::npos);
+    CHECK(api.find(key) == std::string::npos);
+    CHECK(all.find(key) == std::string::npos);
+  }
 }

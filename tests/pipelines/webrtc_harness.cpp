@@ -6,6 +6,8 @@
 #include "webrtc_harness.h"
 
 #include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -14,7 +16,9 @@
 #include <catch2/catch.hpp>
 #include <gio/gio.h>
 
+#include <algorithm>
 #include <cstring>
+#include <regex>
 #include <sstream>
 
 namespace testgst {
@@ -174,6 +178,99 @@ std::string Browser::open_tab(std::string url) {
 }
 bool Browser::close_tab(const std::string &id) {
   return http(devtools, "GET", "/json/close/" + id).find(" 200 ") != std::string::npos;
+}
+
+HookReceiver::HookReceiver() {
+  fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+  port = ntohs(a.sin_port);
+  REQUIRE(listen(fd, 16) == 0);
+  thread = std::thread([this] { run(); });
+}
+HookReceiver::~HookReceiver() {
+  stop = true;
+  thread.join();
+  close(fd);
+}
+void HookReceiver::run() {
+  while (!stop) {
+    pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0)
+      continue;
+    const int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0)
+      continue;
+    serve(c);
+    close(c);
+  }
+}
+/* requests on one connection (libsoup keeps it alive) until it closes or goes quiet */
+void HookReceiver::serve(int c) {
+  std::string in;
+  char buf[4096];
+  for (;;) {
+    size_t head_end;
+    while ((head_end = in.find("\r\n\r\n")) == std::string::npos) {
+      pollfd p = {c, POLLIN, 0};
+      if (stop || poll(&p, 1, 2000) <= 0)
+        return;
+      const ssize_t n = read(c, buf, sizeof buf);
+      if (n <= 0)
+        return;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    std::string head = in.substr(0, head_end);
+    std::transform(head.begin(), head.end(), head.begin(), ::tolower);
+    size_t length = 0;
+    const size_t cl = head.find("content-length:");
+    if (cl != std::string::npos)
+      length = std::strtoul(head.c_str() + cl + 15, nullptr, 10);
+    while (in.size() < head_end + 4 + length) {
+      pollfd p = {c, POLLIN, 0};
+      if (stop || poll(&p, 1, 2000) <= 0)
+        return;
+      const ssize_t n = read(c, buf, sizeof buf);
+      if (n <= 0)
+        return;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    {
+      std::lock_guard<std::mutex> lk(lock);
+      bodies.push_back(in.substr(head_end + 4, length));
+    }
+    in.erase(0, head_end + 4 + length);
+    const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    if (write(c, ok, sizeof ok - 1) != static_cast<ssize_t>(sizeof ok - 1))
+      return;
+  }
+}
+std::vector<std::string> HookReceiver::events() {
+  std::lock_guard<std::mutex> lk(lock);
+  return bodies;
+}
+
+/* `"field": <number>` in a JSON text (first match at or after `from`), or -1. */
+long json_number(const std::string &json, const std::string &field, size_t from) {
+  std::smatch m;
+  const std::string tail = json.substr(std::min(from, json.size()));
+  if (!std::regex_search(tail, m, std::regex("\"" + field + "\": (-?[0-9]+)")))
+    return -1;
+  return std::atol(m[1].str().c_str());
+}
+
+size_t count_events(const std::vector<std::string> &events, const std::string &kind,
+                    const std::string &also) {
+  return std::count_if(events.begin(), events.end(), [&](const std::string &e) {
+    return e.find("\"event\": \"" + kind + "\"") != std::string::npos &&
+           e.find(also) != std::string::npos;
+  });
 }
 
 } // namespace testgst

@@ -10,9 +10,12 @@
 #include "helpers.h"
 #include "process.h"
 
+#include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace testgst {
@@ -55,5 +58,32 @@ struct Browser {
   std::string open_tab(std::string url);
   bool close_tab(const std::string &id);
 };
+
+/* A webhook receiver: HTTP/1.1 on 127.0.0.1 (a port of its own), every request's body kept,
+ * answered 200. */
+struct HookReceiver {
+  int fd = -1;
+  unsigned port = 0;
+  std::atomic<bool> stop{false};
+  std::mutex lock;
+  std::vector<std::string> bodies;
+  std::thread thread;
+
+  HookReceiver();
+  ~HookReceiver();
+  /* the bodies received so far */
+  std::vector<std::string> events();
+
+private:
+  void run();
+  void serve(int c);
+};
+
+/* `"field": <number>` in a JSON text (first match at or after `from`), or -1. */
+long json_number(const std::string &json, const std::string &field, size_t from = 0);
+
+/* The events of `kind` (webhook bodies) that also contain `also`. */
+size_t count_events(const std::vector<std::string> &events, const std::string &kind,
+                    const std::string &also = "");
 
 } // namespace testgst
