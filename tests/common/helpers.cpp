@@ -323,6 +323,15 @@ void pull_queued(GstElement *appsink, Collected &out) {
   }
 }
 
+guint64 stats_uint64(GstElement *element, const char *field) {
+  GstStructure *s = nullptr;
+  g_object_get(element, "stats", &s, nullptr);
+  guint64 v = 0;
+  gst_structure_get_uint64(s, field, &v);
+  gst_structure_free(s);
+  return v;
+}
+
 std::vector<guint64> pads_stat(GstElement *mixer, const char *field) {
   GstStructure *stats = nullptr;
   g_object_get(mixer, "stats", &stats, nullptr);

@@ -89,6 +89,9 @@ Churn churn_talkers(GstElement *pipeline, GstElement *mixer, int threads, int ro
 /* The timestamps of `out` follow each other without a hole or an overlap. */
 bool contiguous(const Collected &out);
 
+/* One counter of an element's `stats` structure (0 when the field is missing). */
+guint64 stats_uint64(GstElement *element, const char *field);
+
 /* One counter of every talker's entry in a mixer's `stats` ("pads" array), in pad order. */
 std::vector<guint64> pads_stat(GstElement *mixer, const char *field);
 

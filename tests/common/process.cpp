@@ -96,4 +96,20 @@ unsigned free_tcp_port() {
   return port;
 }
 
+guint free_udp_port() {
+  GSocket *s =
+      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
+  GInetAddress *lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *sa = g_inet_socket_address_new(lo, 0);
+  g_socket_bind(s, sa, FALSE, nullptr);
+  GSocketAddress *local = g_socket_get_local_address(s, nullptr);
+  const guint port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
+  g_object_unref(local);
+  g_object_unref(sa);
+  g_object_unref(lo);
+  g_socket_close(s, nullptr);
+  g_object_unref(s);
+  return port;
+}
+
 } // namespace testgst

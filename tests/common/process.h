@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * What the tests that run other programs share: a child process with its output in a log file,
- * polling for readiness instead of sleeping, and a free TCP port.
+ * polling for readiness instead of sleeping, and a free TCP or UDP port.
  */
 #pragma once
 
@@ -35,5 +35,8 @@ bool wait_until(const std::function<bool()> &ready, double seconds);
 
 /* A TCP port nobody listens on now (bound and released at once). */
 unsigned free_tcp_port();
+
+/* A UDP port on 127.0.0.1 nobody has bound now (bound and released at once). */
+guint free_udp_port();
 
 } // namespace testgst

@@ -80,14 +80,7 @@ struct Server {
     }
     return out;
   }
-  guint64 stat(const char *field) {
-    GstStructure *s = nullptr;
-    g_object_get(src, "stats", &s, nullptr);
-    guint64 v = 0;
-    gst_structure_get_uint64(s, field, &v);
-    gst_structure_free(s);
-    return v;
-  }
+  guint64 stat(const char *field) { return stats_uint64(src, field); }
   ~Server() {
     gst_element_set_state(pipeline, GST_STATE_NULL);
     gst_object_unref(src);
@@ -514,14 +507,7 @@ struct Shared {
     gst_message_unref(m);
     return text;
   }
-  guint64 stat(size_t i, const char *field) {
-    GstStructure *s = nullptr;
-    g_object_get(srcs[i], "stats", &s, nullptr);
-    guint64 v = 0;
-    gst_structure_get_uint64(s, field, &v);
-    gst_structure_free(s);
-    return v;
-  }
+  guint64 stat(size_t i, const char *field) { return stats_uint64(srcs[i], field); }
   ~Shared() {
     gst_element_set_state(pipeline, GST_STATE_NULL);
     for (auto *e : srcs)

@@ -127,15 +127,6 @@ std::string field(const GstStructure *s, const char *name) {
   return v ? v : "";
 }
 
-guint64 stat(GstElement *cam, const char *name) {
-  GstStructure *s = nullptr;
-  g_object_get(cam, "stats", &s, nullptr);
-  guint64 v = 0;
-  gst_structure_get_uint64(s, name, &v);
-  gst_structure_free(s);
-  return v;
-}
-
 /* Pulls what the appsinks got, each a live sink with sync=true, until `audio` holds `seconds`
  * of the camera's audio (bounded). */
 struct Received {
@@ -244,7 +235,13 @@ TEST_CASE("A camera's back channel hears two talkers at their levels; its video 
   Received r;
   receive(p, 3.0, r, bus);
   GstElement *el = gst_bin_get_by_name(GST_BIN(p), "cam");
-  const guint64 sent = stat(el, "backchannel-packets");
+  const guint64 sent = stats_uint64(el, "backchannel-packets");
+  /* Every RTP packet of both streams is counted: more than the video's access units, and more
+   * bytes than the video alone (read first: the RTP counts only grow after them). */
+  const guint64 video_buffers = stats_uint64(el, "video-buffers");
+  const guint64 video_bytes = stats_uint64(el, "video-bytes");
+  const guint64 rtp_packets = stats_uint64(el, "rtp-packets");
+  const guint64 rtp_bytes = stats_uint64(el, "rtp-bytes");
   GstPad *vpad = gst_element_get_static_pad(el, "video");
   GstCaps *vcaps = gst_pad_get_current_caps(vpad);
   REQUIRE(vcaps);
@@ -259,6 +256,9 @@ TEST_CASE("A camera's back channel hears two talkers at their levels; its video 
 
   /* The camera's picture: 25 fps for 3 s, decoded at its size, key frames among them. */
   CHECK(r.video_frames >= 40);
+  CHECK(video_buffers >= r.video_frames);
+  CHECK(rtp_packets > video_buffers);
+  CHECK(rtp_bytes > video_bytes);
   CHECK(r.width == 320);
   CHECK(r.height == 240);
   /* The camera's own audio: its 1 kHz tone at 0.3. */
@@ -290,9 +290,9 @@ TEST_CASE("A camera without a back channel: one warning naming it, its media sti
   Received r;
   receive(p, 2.0, r, bus);
   GstElement *el = gst_bin_get_by_name(GST_BIN(p), "cam");
-  CHECK(stat(el, "backchannel-packets") == 0);
-  CHECK(stat(el, "backchannel-dropped") > 50);
-  CHECK(stat(el, "backchannel-dropped") == stat(el, "backchannel-buffers"));
+  CHECK(stats_uint64(el, "backchannel-packets") == 0);
+  CHECK(stats_uint64(el, "backchannel-dropped") > 50);
+  CHECK(stats_uint64(el, "backchannel-dropped") == stats_uint64(el, "backchannel-buffers"));
   gst_object_unref(el);
   stop(p);
   cam.stop();
@@ -335,7 +335,7 @@ TEST_CASE("A camera restarted mid-run: lost, found again, video and talk-back re
   Received after;
   receive(p, 2.0, after, bus);
   GstElement *el = gst_bin_get_by_name(GST_BIN(p), "cam");
-  CHECK(stat(el, "losses") == 1);
+  CHECK(stats_uint64(el, "losses") == 1);
   gst_object_unref(el);
   stop(p);
   cam.stop();
@@ -388,7 +388,7 @@ TEST_CASE("Camera credentials never reach the bus, stats or properties; a wrong 
     REQUIRE(lost != nullptr);
     INFO(field(lost, "reason"));
     GstElement *el = gst_bin_get_by_name(GST_BIN(p), "cam");
-    CHECK(stat(el, "connects") == 0);
+    CHECK(stats_uint64(el, "connects") == 0);
     gst_object_unref(el);
     GstState state;
     /* it reaches PLAYING without a camera (the pads send GAPs), and stays there */
@@ -414,7 +414,7 @@ TEST_CASE("No camera at the address: the pipeline plays, the loss is posted once
   CHECK(state == GST_STATE_PLAYING);
   /* Later failed attempts of the same outage are not posted again. */
   GstElement *el = gst_bin_get_by_name(GST_BIN(p), "cam");
-  CHECK(wait_until([&] { return stat(el, "losses") == 1; }, 1));
+  CHECK(wait_until([&] { return stats_uint64(el, "losses") == 1; }, 1));
   gst_object_unref(el);
   CHECK(bus.count("rtspcamera-lost") == 1);
 
