@@ -68,6 +68,8 @@ static const char *const kSrcProps[] = {"address",
                                         "idle-timeout",
                                         "max-pending-connections",
                                         "tls-cert-file",
+                                        "publish-auth-url",
+                                        "publish-auth-timeout",
                                         "tls-key-file",
                                         "tls-certificate",
                                         "stats"};

@@ -31,6 +31,11 @@
  * onMetaData values) and `rtmp-publish-stop` (`reason`, `bytes`, `duration`). H.264 with
  * B-frames posts a one-time warning: WebRTC players stutter on them (OBS: "bframes=0").
  *
+ * Who may publish: besides `stream-key`, `publish-auth-url` (an http:// service that gets a JSON
+ * POST per publish and allows it with a 2xx answer within `publish-auth-timeout`) and the
+ * `authorize-publish` signal (for applications); any refusal, timeout or unreachable service
+ * refuses the publish before any media is read (docs/security.md).
+ *
  * Limits: `max-message-size`, `max-chunk-size`, `handshake-timeout`, `idle-timeout`,
  * `max-pending-connections` (connections that have not started publishing; the oldest is closed
  * to make room, so a flood of half-open connections cannot lock a publisher out). On a shared
@@ -62,6 +67,7 @@
 #include "listener.h"
 #include "gstflv.h"
 #include "netutil.h"
+#include "publishauth.h"
 
 #include <algorithm>
 #include <atomic>
@@ -88,6 +94,7 @@ namespace amf0 = costream::rtmp::amf0;
 #define DEFAULT_HANDSHAKE_TIMEOUT 5000u
 #define DEFAULT_IDLE_TIMEOUT 10000u
 #define DEFAULT_MAX_PENDING 8u
+#define DEFAULT_AUTH_TIMEOUT 3000u
 
 /* A keyframe interval above this posts a warning (a late viewer waits that long for a picture). */
 #define MAX_KEYFRAME_INTERVAL (2 * GST_SECOND)
@@ -112,7 +119,12 @@ enum {
   PROP_TLS_CERT_FILE,
   PROP_TLS_KEY_FILE,
   PROP_TLS_CERTIFICATE,
+  PROP_PUBLISH_AUTH_URL,
+  PROP_PUBLISH_AUTH_TIMEOUT,
 };
+
+enum { SIGNAL_AUTHORIZE_PUBLISH, N_SIGNALS };
+static guint signals[N_SIGNALS];
 
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-flv"));
@@ -142,6 +154,8 @@ struct Settings {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::shared_ptr<GTlsCertificate> tls_certificate; /* set by an application */
+  std::string auth_url;
+  guint auth_timeout = DEFAULT_AUTH_TIMEOUT;
 };
 
 } // namespace
@@ -157,7 +171,8 @@ struct GstRtmpServerSrcPrivate : costream::rtmp::PublishPoint {
 
   /* The streaming thread's start()/stop() (and set_property for update()): */
   std::shared_ptr<costream::rtmp::Listener> listener;
-  std::shared_ptr<GTlsCertificate> certificate; /* RTMPS: what start() loaded */
+  std::shared_ptr<GTlsCertificate> certificate;                  /* RTMPS: what start() loaded */
+  std::unique_ptr<costream::rtmp::PublishAuthorizer> authorizer; /* publish-auth-url, signal */
 
   /* The listener's calls only: */
   Publish pub;
@@ -196,6 +211,9 @@ struct GstRtmpServerSrcPrivate : costream::rtmp::PublishPoint {
   }
   void keyframe_interval_measured(GstClockTime interval);
   bool throttled() const override { return behind.load(std::memory_order_relaxed); }
+  void authorize(uint64_t ticket, const costream::rtmp::AuthRequest &request) override {
+    authorizer->submit(ticket, request); /* (only asked when there is one: point_config) */
+  }
 };
 
 struct _GstRtmpServerSrc {
@@ -229,6 +247,7 @@ costream::rtmp::PointConfig point_config(GstRtmpServerSrc *self) {
   cfg.idle_timeout_us = static_cast<gint64>(s.idle_timeout) * 1000;
   cfg.max_pending = s.max_pending;
   cfg.certificate = self->priv->certificate;
+  cfg.authorize = self->priv->authorizer != nullptr;
   return cfg;
 }
 
@@ -391,10 +410,39 @@ static gboolean gst_rtmp_server_src_start(GstBaseSrc *src) {
                       (nullptr));
     return FALSE;
   }
+  if (!costream::rtmp::PublishAuthorizer::check_url(s.auth_url, &error)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("publish-auth-url: %s.", error.c_str()),
+                      (nullptr));
+    return FALSE;
+  }
   auto listener = costream::rtmp::Listener::acquire(s.address, s.port, &error);
   if (!listener) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("%s", error.c_str()), (nullptr));
     return FALSE;
+  }
+  /* Publishes wait for a decision when there is a service or a handler (connected before
+   * start); the authorizer's thread decides, never the listener's. */
+  const bool handler =
+      g_signal_has_handler_pending(self, signals[SIGNAL_AUTHORIZE_PUBLISH], 0, FALSE);
+  if (!s.auth_url.empty() || handler) {
+    costream::rtmp::PublishAuthorizer::Config ac;
+    gchar *path = gst_object_get_path_string(GST_OBJECT(self));
+    ac.element = path;
+    g_free(path);
+    ac.url = s.auth_url;
+    ac.timeout_ms = s.auth_timeout;
+    if (handler)
+      ac.decide = [self](const costream::rtmp::AuthRequest &r) {
+        gboolean allowed = FALSE;
+        g_signal_emit(self, signals[SIGNAL_AUTHORIZE_PUBLISH], 0, r.application.c_str(),
+                      r.stream_key.c_str(), r.remote.c_str(), r.tc_url.c_str(), r.flash_ver.c_str(),
+                      &allowed);
+        return allowed ? 1 : 0;
+      };
+    priv->authorizer = std::make_unique<costream::rtmp::PublishAuthorizer>(
+        ac, [listener](uint64_t ticket, bool allowed, const std::string &why) {
+          listener->authorized(ticket, allowed, why);
+        });
   }
   priv->pub = Publish();
   priv->out.reset();
@@ -412,6 +460,7 @@ static gboolean gst_rtmp_server_src_start(GstBaseSrc *src) {
     GST_ELEMENT_ERROR(self, RESOURCE, BUSY,
                       ("This element cannot share port %u: %s.", listener->port(), error.c_str()),
                       (nullptr));
+    priv->authorizer.reset();
     return FALSE;
   }
   {
@@ -431,6 +480,7 @@ static gboolean gst_rtmp_server_src_stop(GstBaseSrc *src) {
   auto *priv = self->priv;
   if (priv->listener) {
     priv->listener->detach(priv); /* ends a publish in progress */
+    priv->authorizer.reset();     /* (after: no more authorize() calls) */
     priv->listener.reset();
   }
   priv->certificate.reset();
@@ -571,6 +621,12 @@ static void gst_rtmp_server_src_set_property(GObject *object, guint prop_id, con
       s.tls_certificate =
           costream::rtmp::hold_certificate(G_TLS_CERTIFICATE(g_value_get_object(value)));
       break;
+    case PROP_PUBLISH_AUTH_URL:
+      s.auth_url = str();
+      break;
+    case PROP_PUBLISH_AUTH_TIMEOUT:
+      s.auth_timeout = g_value_get_uint(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       return;
@@ -641,6 +697,12 @@ static void gst_rtmp_server_src_get_property(GObject *object, guint prop_id, GVa
     break;
   case PROP_TLS_CERTIFICATE:
     g_value_set_object(value, s.tls_certificate.get());
+    break;
+  case PROP_PUBLISH_AUTH_URL:
+    g_value_set_string(value, opt(s.auth_url));
+    break;
+  case PROP_PUBLISH_AUTH_TIMEOUT:
+    g_value_set_uint(value, s.auth_timeout);
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -770,6 +832,47 @@ static void gst_rtmp_server_src_class_init(GstRtmpServerSrcClass *klass) {
       g_param_spec_object("tls-certificate", "TLS certificate",
                           "RTMPS: a GTlsCertificate with its private key (instead of the files)",
                           G_TYPE_TLS_CERTIFICATE, rw));
+
+  /**
+   * GstRtmpServerSrc:publish-auth-url:
+   *
+   * An http:// service that decides each publish: it gets a POST with a JSON object (`action`
+   * "publish", `element`, `application`, `stream_key`, `remote_address`, `tc_url`, `flash_ver`)
+   * and allows the publish with a 2xx answer within `publish-auth-timeout`. Any other answer, no
+   * answer in time, or no connection refuses it (NetStream.Publish.BadName) before any media is
+   * read; the refusal is logged and counted, without the key.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_PUBLISH_AUTH_URL,
+      g_param_spec_string("publish-auth-url", "Publish authorization URL",
+                          "http:// service asked (JSON POST) before each publish; only a 2xx "
+                          "answer in time allows it",
+                          nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_PUBLISH_AUTH_TIMEOUT,
+      g_param_spec_uint("publish-auth-timeout", "Publish authorization timeout",
+                        "Milliseconds publish-auth-url has to answer (then the publish is "
+                        "refused)",
+                        100, 60000, DEFAULT_AUTH_TIMEOUT, rw));
+  /**
+   * GstRtmpServerSrc::authorize-publish:
+   * @src: the element
+   * @application: the RTMP application
+   * @stream_key: the key the publisher gave
+   * @remote_address: the publisher's address and port
+   * @tc_url: the tcUrl of its `connect`
+   * @flash_ver: the flashVer of its `connect` (e.g. "FMLE/3.0 (compatible; FMSc/1.0)")
+   *
+   * Decides a publish in the application: return TRUE to allow it. Emitted from a thread of the
+   * element's own (never the streaming or the network thread), before `publish-auth-url` is
+   * asked (both must allow). Only handlers connected before the element starts are used.
+   *
+   * Returns: whether the publish may go on
+   */
+  signals[SIGNAL_AUTHORIZE_PUBLISH] =
+      g_signal_new("authorize-publish", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
+                   g_signal_accumulator_first_wins, nullptr, nullptr, G_TYPE_BOOLEAN, 5,
+                   G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
 
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(

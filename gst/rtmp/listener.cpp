@@ -70,6 +70,7 @@ struct Connection {
   gint64 waiting_since = 0;
   gint64 last_rx = 0;
   bool closing = false;       /* close once `out` is sent */
+  bool started = false;       /* its element was told publish_started */
   bool orphaned = false;      /* its element detached: close without telling it */
   std::shared_ptr<Slot> slot; /* the element it publishes to */
   uint64_t bytes_at_publish = 0;
@@ -89,11 +90,20 @@ struct Connection {
 
 /* A call to an element, made after the listener's lock is released. */
 struct Delivery {
-  enum Kind { Started, Media, Stopped, Count } kind;
+  enum Kind { Started, Media, Stopped, Count, Authorize } kind;
   std::shared_ptr<Slot> slot;
   std::string text;
   SessionEvent event{SessionEvent::Warning};
-  uint64_t n[4] = {0, 0, 0, 0}; /* Count: connections, refused, bytes, messages; Stopped: bytes */
+  uint64_t n[4] = {0, 0, 0, 0}; /* Count: connections, refused, bytes, messages; Stopped: bytes;
+                                   Authorize: the ticket */
+  AuthRequest auth;
+};
+
+/* An authorization decision, handed to the I/O thread. */
+struct Answer {
+  uint64_t ticket;
+  bool allowed;
+  std::string why;
 };
 
 std::mutex registry_lock;
@@ -120,6 +130,7 @@ struct Listener::Core {
   std::vector<std::unique_ptr<Connection>> conns; /* (lock) written by the I/O thread only */
 
   std::vector<Delivery> deliveries; /* the I/O thread only */
+  std::vector<Answer> answers;      /* (lock) authorization decisions not yet applied */
 
   ~Core() {
     conns.clear();
@@ -224,6 +235,15 @@ struct Listener::Core {
       c->slot = slot;
       return true;
     };
+    r.ask = [this, c](const std::string &app, const std::string &key) {
+      if (!c->slot || !c->slot->config.authorize)
+        return false;
+      deliver(Delivery::Authorize, c->slot);
+      Delivery &d = deliveries.back();
+      d.n[0] = c->id;
+      d.auth = {app, key, c->remote, c->session->tc_url(), c->session->flash_ver()};
+      return true;
+    };
     return r;
   }
 
@@ -231,7 +251,7 @@ struct Listener::Core {
   void end_publish(Connection &c, const std::string &reason) {
     if (!c.slot)
       return;
-    if (!c.orphaned) {
+    if (!c.orphaned && c.started) {
       deliver(Delivery::Stopped, c.slot);
       deliveries.back().text = reason;
       deliveries.back().n[0] = c.session->bytes_in() - c.bytes_at_publish;
@@ -239,6 +259,7 @@ struct Listener::Core {
     if (c.slot->publisher == &c)
       c.slot->publisher = nullptr;
     c.slot.reset();
+    c.started = false;
   }
 
   /* (lock) */
@@ -264,6 +285,7 @@ struct Listener::Core {
       if (!c.slot)
         break;
       c.bytes_at_publish = c.session->bytes_in();
+      c.started = true;
       c.session->set_limits(c.slot->config.limits);
       deliver(Delivery::Started, c.slot);
       deliveries.back().text = c.remote;
@@ -274,6 +296,10 @@ struct Listener::Core {
       break;
     case SessionEvent::Warning:
       GST_DEBUG("port %u: %s: %s", port, c.remote.c_str(), e.text.c_str());
+      break;
+    case SessionEvent::Asking:
+      GST_DEBUG("port %u: %s: publish waits for %s's authorization", port, c.remote.c_str(),
+                c.slot ? c.slot->config.name.c_str() : "?");
       break;
     case SessionEvent::Metadata:
     case SessionEvent::Audio:
@@ -440,10 +466,36 @@ struct Listener::Core {
         }
         return true;
       }
-      if (throttled(c))
-        return true; /* downstream is behind: read later */
+      if (throttled(c) || c.session->asking())
+        return true; /* downstream is behind, or a decision is awaited: read later */
     }
     return true;
+  }
+
+  /* (lock) The authorization decisions that came in: each publish waiting for one starts or is
+   * refused. */
+  void apply_answers() {
+    for (Answer &a : answers) {
+      for (size_t k = 0; k < conns.size(); k++) {
+        Connection &c = *conns[k];
+        if (c.id != a.ticket || !c.session->asking())
+          continue;
+        std::vector<SessionEvent> events;
+        c.session->authorized(a.allowed, a.why, &c.out, &events);
+        for (auto &e : events)
+          handle_event(c, e);
+        c.last_rx = g_get_monotonic_time(); /* the idle timeout starts now */
+        if (!flush_out(c))
+          close_connection(k, "socket error while sending");
+        else if (c.session->should_close()) {
+          c.closing = true;
+          if (c.out.empty())
+            close_connection(k, "refused");
+        }
+        break;
+      }
+    }
+    answers.clear();
   }
 
   /* (lock) */
@@ -487,6 +539,9 @@ struct Listener::Core {
       case Delivery::Count:
         p->count(d.n[0], d.n[1], d.n[2], d.n[3]);
         break;
+      case Delivery::Authorize:
+        p->authorize(d.n[0], d.auth);
+        break;
       }
     }
     for (auto &d : deliveries) { /* (the slots stay alive: the deliveries hold them) */
@@ -505,7 +560,7 @@ struct Listener::Core {
   /* (lock) What connection `c` waits for, and epoll told so when it changed. */
   void want(Connection &c) {
     uint32_t ev = 0;
-    if (!c.closing && !throttled(c) && !(c.tls && !c.tls_ready))
+    if (!c.closing && !throttled(c) && !(c.tls && !c.tls_ready) && !c.session->asking())
       ev |= EPOLLIN;
     if (!c.out.empty())
       ev |= EPOLLOUT;
@@ -566,6 +621,7 @@ struct Listener::Core {
       }
       {
         Lock lk(lock);
+        apply_answers();
         /* closing shifts the connections: go backwards */
         for (size_t k = conns.size(); k-- > 0;) {
           Connection &c = *conns[k];
@@ -684,6 +740,14 @@ Listener::~Listener() {
 
 unsigned Listener::port() const {
   return core_->port;
+}
+
+void Listener::authorized(uint64_t ticket, bool allowed, const std::string &why) {
+  {
+    std::lock_guard<std::mutex> lk(core_->lock);
+    core_->answers.push_back({ticket, allowed, why});
+  }
+  core_->wake();
 }
 
 size_t Listener::points() const {

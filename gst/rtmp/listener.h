@@ -55,6 +55,15 @@ struct PointConfig {
   /* Set: the port speaks RTMPS (TLS) only, with this certificate (and its private key). Every
    * element on a port must agree: all plain, or all TLS with the same certificate. */
   std::shared_ptr<GTlsCertificate> certificate;
+  /* Set: every publish routed to this element waits for its PublishPoint::authorize() decision
+   * (given with Listener::authorized()); the publisher is not read meanwhile. */
+  bool authorize = false;
+};
+
+/* A publish to decide on (see PointConfig::authorize). The key is there for the one who
+ * decides: it is never logged. */
+struct AuthRequest {
+  std::string application, stream_key, remote, tc_url, flash_ver;
 };
 
 /* The element's side. Called from the listener's I/O thread (see the header). */
@@ -78,6 +87,13 @@ public:
   /* Any thread: true while downstream is behind; its publisher is not read meanwhile (TCP
    * pushes back). */
   virtual bool throttled() const = 0;
+  /* With PointConfig::authorize: a publish waits for the decision, which the element gives (from
+   * any thread, later, never from inside this call's wait) with Listener::authorized(ticket).
+   * It must answer every ticket; a publisher that goes away meanwhile makes the answer moot. */
+  virtual void authorize(uint64_t ticket, const AuthRequest &request) {
+    (void)ticket;
+    (void)request;
+  }
 };
 
 class Listener {
@@ -102,6 +118,9 @@ public:
   /* Stops it: its publisher is disconnected (publish_stopped "element stopped" is called
    * before this returns), and no call reaches `point` after. */
   void detach(PublishPoint *point);
+  /* The decision on an authorize() ticket, from any thread: the publish starts, or is refused
+   * (NetStream.Publish.BadName, `why` logged: no key in it) and its connection closed. */
+  void authorized(uint64_t ticket, bool allowed, const std::string &why);
   /* Elements attached (for tests). */
   size_t points() const;
 

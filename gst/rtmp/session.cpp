@@ -5,6 +5,8 @@
 
 #include "bytes.h"
 
+#include <algorithm>
+
 namespace costream::rtmp {
 
 using amf0::Property;
@@ -187,6 +189,11 @@ bool Session::on_command(const Message &m, size_t skip, std::vector<uint8_t> *ou
     if (args.size() > 2) {
       args[2].get_string("app", &app);
       args[2].get_number("objectEncoding", &encoding);
+      args[2].get_string("tcUrl", &tc_url_);
+      args[2].get_string("flashVer", &flash_ver_);
+      /* Told to an authorization service, never logged; bounded like everything we keep. */
+      tc_url_.resize(std::min<size_t>(tc_url_.size(), 1024));
+      flash_ver_.resize(std::min<size_t>(flash_ver_.size(), 256));
     }
     app = trim_slashes(strip_query(app));
     if (!routes_.has_application(app)) {
@@ -246,34 +253,17 @@ bool Session::on_command(const Message &m, size_t skip, std::vector<uint8_t> *ou
       key = strip_query(args[3].string);
     const uint32_t sid = m.stream_id ? m.stream_id : 1;
     std::string refusal;
-    bool ok = true;
-    if (publishing_) {
-      ok = false;
-      refusal = "already publishing";
+    if (publishing_ || asking_) {
+      refuse_publish(sid, "already publishing", out, events);
     } else if (!routes_.may_publish(app_, key, &refusal)) {
-      ok = false;
+      refuse_publish(sid, refusal, out, events);
+    } else if (routes_.ask && routes_.ask(app_, key)) {
+      asking_ = true;
+      publish_stream_ = sid;
+      events->push_back({SessionEvent::Asking});
+    } else {
+      start_publish(sid, out, events);
     }
-    if (!ok) {
-      send_command(sid,
-                   {Value::make_string("onStatus"), Value::make_number(0), Value::make_null(),
-                    status("error", "NetStream.Publish.BadName", "Publishing refused")},
-                   out);
-      events->push_back({SessionEvent::Refused, 0, refusal});
-      close_ = true;
-      return true;
-    }
-    std::vector<uint8_t> p;
-    ByteWriter w(&p);
-    w.be16(0); /* Stream Begin */
-    w.be32(sid);
-    send(2, kUserControl, 0, p, out);
-    send_command(sid,
-                 {Value::make_string("onStatus"), Value::make_number(0), Value::make_null(),
-                  status("status", "NetStream.Publish.Start", "Publishing")},
-                 out);
-    publishing_ = true;
-    publish_stream_ = sid;
-    events->push_back({SessionEvent::Publishing});
     return true;
   }
   if (name == "FCUnpublish" || name == "deleteStream" || name == "closeStream") {
@@ -282,6 +272,43 @@ bool Session::on_command(const Message &m, size_t skip, std::vector<uint8_t> *ou
   }
   /* getStreamLength, checkBandwidth, _checkbw, ...: nothing to do for a publisher */
   return true;
+}
+
+void Session::refuse_publish(uint32_t sid, const std::string &why, std::vector<uint8_t> *out,
+                             std::vector<SessionEvent> *events) {
+  send_command(sid,
+               {Value::make_string("onStatus"), Value::make_number(0), Value::make_null(),
+                status("error", "NetStream.Publish.BadName", "Publishing refused")},
+               out);
+  events->push_back({SessionEvent::Refused, 0, why});
+  close_ = true;
+}
+
+void Session::start_publish(uint32_t sid, std::vector<uint8_t> *out,
+                            std::vector<SessionEvent> *events) {
+  std::vector<uint8_t> p;
+  ByteWriter w(&p);
+  w.be16(0); /* Stream Begin */
+  w.be32(sid);
+  send(2, kUserControl, 0, p, out);
+  send_command(sid,
+               {Value::make_string("onStatus"), Value::make_number(0), Value::make_null(),
+                status("status", "NetStream.Publish.Start", "Publishing")},
+               out);
+  publishing_ = true;
+  publish_stream_ = sid;
+  events->push_back({SessionEvent::Publishing});
+}
+
+void Session::authorized(bool allowed, const std::string &why, std::vector<uint8_t> *out,
+                         std::vector<SessionEvent> *events) {
+  if (!asking_)
+    return;
+  asking_ = false;
+  if (allowed)
+    start_publish(publish_stream_, out, events);
+  else
+    refuse_publish(publish_stream_, why, out, events);
 }
 
 void Session::on_data(const Message &m, size_t skip, std::vector<SessionEvent> *events) {

@@ -33,6 +33,10 @@ struct SessionRoutes {
   /* At `publish` on a served application: accept, or refuse with a reason that does not contain
    * the key. Compare keys with Session::keys_equal (constant time). */
   std::function<bool(const std::string &app, const std::string &key, std::string *why)> may_publish;
+  /* After may_publish accepted: true when someone else decides (an authorization service), and
+   * the session waits, sending nothing for the publish, until authorized() is called. Empty: no
+   * one else decides. */
+  std::function<bool(const std::string &app, const std::string &key)> ask;
 };
 
 struct SessionEvent {
@@ -40,6 +44,7 @@ struct SessionEvent {
     Connected,   /* `text`: the application */
     Publishing,  /* accepted */
     Refused,     /* `text`: why (no key in it); the connection should close */
+    Asking,      /* routes.ask() took the publish: waiting for authorized() */
     Unpublished, /* FCUnpublish / deleteStream / closeStream */
     Metadata,    /* `value`: onMetaData's object or ECMA array; `payload`: the AMF0 bytes */
     Audio,       /* `timestamp`, `payload` (FLV AUDIODATA) */
@@ -67,12 +72,20 @@ public:
 
   bool handshake_done() const { return handshake_.done(); }
   bool publishing() const { return publishing_; }
+  /* A publish waits for authorized(): read nothing more from the peer meanwhile. */
+  bool asking() const { return asking_; }
+  /* The answer to an Asking publish: Publish.Start (and a Publishing event), or BadName (a
+   * Refused event with `why`, and the connection is to close). No-op when not asking. */
+  void authorized(bool allowed, const std::string &why, std::vector<uint8_t> *out,
+                  std::vector<SessionEvent> *events);
   /* After a refusal: the reply has been queued, close once it is sent. */
   bool should_close() const { return close_; }
   uint64_t bytes_in() const { return reader_.bytes_in() + handshake_bytes_; }
   uint64_t messages() const { return messages_; }
-  /* The application of the `connect` (empty before). */
+  /* The application of the `connect` (empty before), and what its command said of the client. */
   const std::string &application() const { return app_; }
+  const std::string &tc_url() const { return tc_url_; }
+  const std::string &flash_ver() const { return flash_ver_; }
   /* New limits from now on (a publish routed to an element with its own). */
   void set_limits(const ChunkReader::Limits &limits) { reader_.set_limits(limits); }
 
@@ -90,10 +103,13 @@ private:
   void send_command(uint32_t stream_id, const std::vector<amf0::Value> &values,
                     std::vector<uint8_t> *out);
   void unpublish(std::vector<SessionEvent> *events);
+  void start_publish(uint32_t sid, std::vector<uint8_t> *out, std::vector<SessionEvent> *events);
+  void refuse_publish(uint32_t sid, const std::string &why, std::vector<uint8_t> *out,
+                      std::vector<SessionEvent> *events);
 
   SessionConfig config_;
   SessionRoutes routes_;
-  std::string app_;
+  std::string app_, tc_url_, flash_ver_;
   ServerHandshake handshake_;
   ChunkReader reader_;
   ChunkWriter writer_;
@@ -102,6 +118,7 @@ private:
   bool connected_ = false;
   bool publishing_ = false;
   bool close_ = false;
+  bool asking_ = false;
   uint32_t publish_stream_ = 0;
   uint32_t peer_window_ = 2500000;
   uint64_t last_ack_ = 0;

@@ -6,6 +6,7 @@
  * chunk-size changes mid-stream, limits) and the publish session.
  */
 #include "rtmp/amf0.h"
+#include "rtmp/authhttp.h"
 #include "rtmp/chunk.h"
 #include "rtmp/session.h"
 #include "rtmp/flvoutput.h"
@@ -686,4 +687,108 @@ TEST_CASE("FlvOutput: keyframe intervals and B-frames are noticed", "[rtmp][flvo
   o.start_publish();
   o.message(media_event(SessionEvent::Video, 0, kKey), clock, &items, &notes);
   CHECK(notes.keyframe_interval == 0);
+}
+
+TEST_CASE("Session: a publish waits for an authorization; allowed, then refused",
+          "[rtmp][session][auth]") {
+  for (bool allow : {true, false}) {
+    INFO("allowed: " << allow);
+    std::string asked_key;
+    SessionRoutes routes;
+    routes.ask = [&](const std::string &, const std::string &key) {
+      asked_key = key;
+      return true;
+    };
+    Session s(SessionConfig(), routes);
+    Client c;
+    c.handshake();
+    c.command(0, {S("connect"), N(1),
+                  Value::make_object({{"app", S("live")},
+                                      {"tcUrl", S("rtmp://127.0.0.1:1935/live")},
+                                      {"flashVer", S("FMLE/3.0 (compatible; FMSc/1.0)")}})});
+    c.command(0, {S("createStream"), N(4), Value::make_null()});
+    c.command(1, {S("publish"), N(5), Value::make_null(), S("k3y?x=1"), S("live")});
+    c.media(kVideo, 0, {0x17, 0x00, 0, 0, 0}); /* sent before the answer: not taken */
+    auto r = run(s, c.bytes);
+    REQUIRE(r.ok);
+    CHECK(r.has(SessionEvent::Asking));
+    CHECK(s.asking());
+    CHECK(asked_key == "k3y");
+    CHECK(s.tc_url() == "rtmp://127.0.0.1:1935/live");
+    CHECK(s.flash_ver() == "FMLE/3.0 (compatible; FMSc/1.0)");
+    CHECK_FALSE(r.out_contains("NetStream.Publish.Start"));
+    CHECK_FALSE(r.out_contains("NetStream.Publish.BadName"));
+    CHECK_FALSE(r.has(SessionEvent::Video));
+    CHECK_FALSE(s.publishing());
+
+    std::vector<uint8_t> out;
+    std::vector<SessionEvent> events;
+    s.authorized(allow, "refused by the service", &out, &events);
+    CHECK_FALSE(s.asking());
+    const std::string text(out.begin(), out.end());
+    CHECK((text.find("NetStream.Publish.Start") != std::string::npos) == allow);
+    CHECK((text.find("NetStream.Publish.BadName") != std::string::npos) == !allow);
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].kind == (allow ? SessionEvent::Publishing : SessionEvent::Refused));
+    CHECK(s.publishing() == allow);
+    CHECK(s.should_close() == !allow);
+    /* a second answer does nothing */
+    out.clear();
+    events.clear();
+    s.authorized(!allow, "", &out, &events);
+    CHECK(out.empty());
+    CHECK(events.empty());
+    if (allow) {
+      Client more;
+      more.media(kVideo, 40, {0x27, 0x01, 0, 0, 0});
+      auto r2 = run(s, more.bytes);
+      CHECK(r2.has(SessionEvent::Video));
+    }
+  }
+}
+
+TEST_CASE("Auth HTTP: URLs, the request, status lines, JSON strings", "[rtmp][auth]") {
+  using namespace costream::rtmp;
+  HttpTarget t;
+  std::string why;
+  REQUIRE(parse_http_url("http://127.0.0.1:8080/auth?x=1", &t, &why));
+  CHECK(t.host == "127.0.0.1");
+  CHECK(t.port == 8080);
+  CHECK(t.path == "/auth?x=1");
+  REQUIRE(parse_http_url("http://auth.example", &t, &why));
+  CHECK(t.port == 80);
+  CHECK(t.path == "/");
+  REQUIRE(parse_http_url("http://[::1]:81?q", &t, &why));
+  CHECK(t.host == "::1");
+  CHECK(t.port == 81);
+  CHECK(t.path == "/?q");
+  for (const char *bad :
+       {"https://a/", "ftp://a", "http://", "http://:80/", "http://a:0/", "http://a:65536/",
+        "http://a:x/", "http://u:p@a/", "http://[::1/", "http://a/b c", "http://a:/"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_http_url(bad, &t, &why));
+    CHECK_FALSE(why.empty());
+  }
+  REQUIRE(parse_http_url("http://[::1]:81/a", &t, &why));
+  const std::string req = http_post(t, "{}");
+  CHECK(req.rfind("POST /a HTTP/1.1\r\nHost: [::1]:81\r\n", 0) == 0);
+  CHECK(req.find("Content-Length: 2\r\n") != std::string::npos);
+  CHECK(req.substr(req.size() - 6) == "\r\n\r\n{}");
+
+  CHECK(http_status("HTTP/1.1 200 OK\r\n") == 200);
+  CHECK(http_status("HTTP/1.0 403\r\n") == 403);
+  CHECK(http_status("HTTP/1.1 204 No Content\r\nX: y\r\n\r\n") == 204);
+  CHECK(http_status("HTTP/1.1 20") == 0);  /* not complete yet */
+  CHECK(http_status("HTTP/1.1 200") == 0); /* the next byte must be SP or CR */
+  CHECK(http_status("HTTP/1.1 200 ") == 200);
+  CHECK(http_status("HTTP/1.1\r\n") == -1);
+  CHECK(http_status("HTT") == 0);            /* not complete yet */
+  CHECK(http_status("SSH-2.0-x\r\n") == -1); /* not HTTP */
+  CHECK(http_status("HTTP/1.1 2000 OK\r\n") == -1);
+  CHECK(http_status("HTTP/1.1 099 x\r\n") == -1);
+  CHECK(http_status("HTTP/2.0 200 OK\r\n") == -1);
+  CHECK(http_status(std::string("HTTP/1.1 ") + std::string(100, '2')) == -1);
+
+  CHECK(json_quote("a\"b\\c\n\x01") == "\"a\\\"b\\\\c\\u000a\\u0001\"");
+  CHECK(json_quote("caf\xc3\xa9") == "\"caf\xc3\xa9\"");
 }

@@ -1,0 +1,358 @@
+/* costream tests
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Publish authorization (issue 17): rtmpserversrc asks an HTTP service of the test's own (or the
+ * application through `authorize-publish`) before each publish; ffmpeg publishes. A refused
+ * publish gets no byte into the pipeline; a service that is down or slower than the timeout
+ * refuses, and another element's publisher on the same port streams on meanwhile. The keys never
+ * appear in GStreamer's log. Loopback only, every wait bounded.
+ */
+#include "helpers.h"
+#include "process.h"
+#include "rtmp/flv.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <gst/app/app.h>
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+using namespace testgst;
+
+namespace {
+
+/* An authorization service: HTTP on 127.0.0.1, each request's body kept; the answer's status
+ * from `decide`, sent after `delay_ms`. */
+struct AuthService {
+  int fd = -1;
+  unsigned port = 0;
+  std::atomic<bool> stop{false};
+  std::atomic<int> delay_ms{0};
+  std::function<int(const std::string &body)> decide;
+  std::mutex lock;
+  std::vector<std::string> bodies;
+  std::thread thread;
+
+  explicit AuthService(std::function<int(const std::string &)> d) : decide(std::move(d)) {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+    port = ntohs(a.sin_port);
+    REQUIRE(listen(fd, 16) == 0);
+    thread = std::thread([this] {
+      while (!stop) {
+        pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0)
+          continue;
+        const int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) {
+          serve(c);
+          close(c);
+        }
+      }
+    });
+  }
+  ~AuthService() {
+    stop = true;
+    thread.join();
+    close(fd);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port) + "/auth"; }
+  void serve(int c) {
+    std::string in;
+    char buf[2048];
+    size_t head_end = std::string::npos, length = 0;
+    const gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    while (!stop && g_get_monotonic_time() < end) {
+      pollfd p = {c, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0)
+        continue;
+      const ssize_t n = read(c, buf, sizeof buf);
+      if (n <= 0)
+        return;
+      in.append(buf, static_cast<size_t>(n));
+      if (head_end == std::string::npos && (head_end = in.find("\r\n\r\n")) != std::string::npos) {
+        const size_t cl = in.find("Content-Length: ");
+        length = cl < head_end ? std::strtoul(in.c_str() + cl + 16, nullptr, 10) : 0;
+      }
+      if (head_end != std::string::npos && in.size() >= head_end + 4 + length)
+        break;
+    }
+    if (head_end == std::string::npos)
+      return;
+    const std::string body = in.substr(head_end + 4, length);
+    {
+      std::lock_guard<std::mutex> lk(lock);
+      bodies.push_back(body);
+    }
+    for (int waited = 0; waited < delay_ms && !stop; waited += 10)
+      g_usleep(10000);
+    const int status = decide(body);
+    const std::string answer = "HTTP/1.1 " + std::to_string(status) +
+                               " X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    if (write(c, answer.data(), answer.size()) < 0) {
+      /* the element gave up: nothing to do */
+    }
+  }
+  std::vector<std::string> requests() {
+    std::lock_guard<std::mutex> lk(lock);
+    return bodies;
+  }
+};
+
+/* Allows the key "good-K3y" only. */
+int good_key_only(const std::string &body) {
+  return body.find("\"stream_key\": \"good-K3y\"") != std::string::npos ? 200 : 403;
+}
+
+/* GStreamer's log lines at INFO and above (the keys must not be in them). */
+struct LogCapture {
+  std::mutex lock;
+  std::string text;
+  static void handler(GstDebugCategory *, GstDebugLevel level, const gchar *, const gchar *, gint,
+                      GObject *, GstDebugMessage *message, gpointer data) {
+    if (level > GST_LEVEL_INFO)
+      return;
+    auto *self = static_cast<LogCapture *>(data);
+    std::lock_guard<std::mutex> lk(self->lock);
+    self->text += gst_debug_message_get(message);
+    self->text += "\n";
+  }
+  LogCapture() {
+    gst_debug_set_threshold_for_name("rtmp*", GST_LEVEL_INFO);
+    gst_debug_add_log_function(handler, this, nullptr);
+  }
+  ~LogCapture() {
+    gst_debug_remove_log_function_by_data(this);
+    gst_debug_set_threshold_for_name("rtmp*", GST_LEVEL_NONE);
+  }
+  std::string get() {
+    std::lock_guard<std::mutex> lk(lock);
+    return text;
+  }
+};
+
+/* rtmpserversrc elements ! appsink on one port, `props` each. */
+struct Pipeline {
+  GstElement *pipeline = nullptr;
+  std::vector<GstElement *> srcs, sinks;
+  guint port;
+  Pipeline(guint p, const std::vector<std::string> &props, bool play = true) : port(p) {
+    std::string desc;
+    for (size_t i = 0; i < props.size(); i++)
+      desc += "rtmpserversrc name=src" + std::to_string(i) + " port=" + std::to_string(port) + " " +
+              props[i] + " ! appsink name=out" + std::to_string(i) + " sync=false max-buffers=0 ";
+    GError *err = nullptr;
+    pipeline = gst_parse_launch(desc.c_str(), &err);
+    REQUIRE(err == nullptr);
+    for (size_t i = 0; i < props.size(); i++) {
+      srcs.push_back(gst_bin_get_by_name(GST_BIN(pipeline), ("src" + std::to_string(i)).c_str()));
+      sinks.push_back(gst_bin_get_by_name(GST_BIN(pipeline), ("out" + std::to_string(i)).c_str()));
+    }
+    if (play)
+      REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  }
+  std::string url(const std::string &key) const {
+    return "rtmp://127.0.0.1:" + std::to_string(port) + "/live/" + key;
+  }
+  /* the FLV bytes received so far (until a quiet `quiet`) */
+  std::vector<uint8_t> drain(size_t i, GstClockTime quiet = 500 * GST_MSECOND) {
+    std::vector<uint8_t> out;
+    while (GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(sinks[i]), quiet)) {
+      GstMapInfo m;
+      gst_buffer_map(gst_sample_get_buffer(s), &m, GST_MAP_READ);
+      out.insert(out.end(), m.data, m.data + m.size);
+      gst_buffer_unmap(gst_sample_get_buffer(s), &m);
+      gst_sample_unref(s);
+    }
+    return out;
+  }
+  guint64 stat(size_t i, const char *field) { return stats_uint64(srcs[i], field); }
+  ~Pipeline() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    for (auto *e : srcs)
+      gst_object_unref(e);
+    for (auto *e : sinks)
+      gst_object_unref(e);
+    gst_object_unref(pipeline);
+  }
+};
+
+const std::string &test_flv() {
+  static std::string path;
+  if (path.empty()) {
+    path = test_tmpdir() + "/auth.flv";
+    make_av_flv(path, "sine=frequency=440:sample_rate=48000");
+  }
+  return path;
+}
+
+int publish(const std::string &url, bool realtime = false) {
+  std::vector<std::string> args = {"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error"};
+  if (realtime)
+    args.push_back("-re");
+  for (const std::string &a : {std::string("-i"), test_flv(), std::string("-c"),
+                               std::string("copy"), std::string("-f"), std::string("flv"), url})
+    args.push_back(a);
+  return run_command(args);
+}
+
+/* Video frames in FLV bytes. */
+size_t video_frames(const std::vector<uint8_t> &bytes) {
+  costream::flv::TagReader r;
+  std::vector<costream::flv::Tag> tags;
+  std::string why;
+  REQUIRE(r.feed(bytes.data(), bytes.size(), &tags, &why));
+  return std::count_if(tags.begin(), tags.end(), [](const costream::flv::Tag &t) {
+    return t.type == costream::flv::kVideo && costream::flv::avc_packet_type(t.data) == 1;
+  });
+}
+
+} // namespace
+
+TEST_CASE("publish-auth-url: the service allows one key and refuses another; a refused publish "
+          "gets no byte into the pipeline",
+          "[rtmp][interop][auth]") {
+  test_flv();
+  LogCapture log;
+  AuthService service(good_key_only);
+  Pipeline p(0, {"publish-auth-url=" + service.url()}, false);
+  REQUIRE(gst_element_set_state(p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  g_object_get(p.srcs[0], "bound-port", &p.port, nullptr);
+  REQUIRE(p.port > 0);
+
+  CHECK(publish(p.url("bad-K3y")) != 0);
+  CHECK(p.drain(0).size() == 0);
+  CHECK(p.stat(0, "publishes") == 0);
+  CHECK(p.stat(0, "refused") >= 1);
+
+  CHECK(publish(p.url("good-K3y")) == 0);
+  CHECK(video_frames(p.drain(0)) == 75);
+  CHECK(p.stat(0, "publishes") == 1);
+
+  const auto asked = service.requests();
+  REQUIRE(asked.size() == 2);
+  const std::string &b = asked[1];
+  INFO("request body: " << b);
+  CHECK(b.find("\"action\": \"publish\"") != std::string::npos);
+  CHECK(b.find("\"application\": \"live\"") != std::string::npos);
+  CHECK(b.find("\"stream_key\": \"good-K3y\"") != std::string::npos);
+  CHECK(b.find("\"remote_address\": \"127.0.0.1:") != std::string::npos);
+  CHECK(b.find("\"tc_url\": \"rtmp://127.0.0.1:" + std::to_string(p.port) + "/live\"") !=
+        std::string::npos);
+  CHECK(b.find("\"flash_ver\": \"FMLE/3.0") != std::string::npos);
+  const std::string text = log.get();
+  INFO("log:\n" << text);
+  CHECK(text.find("refused") != std::string::npos);
+  CHECK(text.find("K3y") == std::string::npos);
+}
+
+TEST_CASE("publish-auth-url: a service that is down refuses every publish",
+          "[rtmp][interop][auth]") {
+  test_flv();
+  std::string url;
+  {
+    AuthService gone(good_key_only);
+    url = gone.url();
+  } /* its port is closed now */
+  Pipeline p(0, {"publish-auth-url=" + url}, false);
+  REQUIRE(gst_element_set_state(p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  g_object_get(p.srcs[0], "bound-port", &p.port, nullptr);
+  CHECK(publish(p.url("good-K3y")) != 0);
+  CHECK(p.drain(0).size() == 0);
+  CHECK(p.stat(0, "publishes") == 0);
+}
+
+TEST_CASE("publish-auth-url: a service slower than the timeout refuses, while another element's "
+          "publisher on the port streams on",
+          "[rtmp][interop][auth][shared]") {
+  test_flv();
+  AuthService slow(good_key_only);
+  slow.delay_ms = 3000;
+  const guint port = free_tcp_port();
+  Pipeline p(port, {"stream-key=alice", "stream-key=good-K3y publish-auth-url=" + slow.url() +
+                                            " publish-auth-timeout=500"});
+  /* alice publishes in real time (3 s) ... */
+  int rc_alice = -1;
+  std::thread alice([&] { rc_alice = publish(p.url("alice"), true); });
+  REQUIRE(wait_until([&] { return p.stat(0, "publishes") == 1; }, 20));
+  /* ... while a publish that waits for the slow service is refused at the timeout */
+  const gint64 t0 = g_get_monotonic_time();
+  CHECK(publish(p.url("good-K3y")) != 0);
+  const double refused_after = (g_get_monotonic_time() - t0) / 1e6;
+  alice.join();
+  INFO("the slow publish ended after " << refused_after << " s");
+  CHECK(refused_after < 2.5); /* the service answers after 3 s; the timeout is 0.5 s */
+  CHECK(rc_alice == 0);
+  CHECK(video_frames(p.drain(0)) == 75); /* alice's whole stream */
+  CHECK(p.drain(1).size() == 0);
+  CHECK(p.stat(1, "publishes") == 0);
+  CHECK(slow.requests().size() == 1);
+}
+
+namespace {
+
+struct SignalLog {
+  std::mutex lock;
+  std::vector<std::string> keys, tc_urls;
+  bool off_main_thread = true;
+  GThread *main_thread = g_thread_self();
+};
+
+gboolean on_authorize(GstElement *, const gchar *app, const gchar *key, const gchar *remote,
+                      const gchar *tc_url, const gchar *flash_ver, gpointer data) {
+  auto *log = static_cast<SignalLog *>(data);
+  std::lock_guard<std::mutex> lk(log->lock);
+  log->keys.push_back(key);
+  log->tc_urls.push_back(tc_url);
+  log->off_main_thread = log->off_main_thread && g_thread_self() != log->main_thread;
+  return g_str_equal(app, "live") && g_str_has_prefix(remote, "127.0.0.1:") &&
+         g_str_has_prefix(flash_ver, "FMLE/") && g_str_equal(key, "yes");
+}
+
+} // namespace
+
+TEST_CASE("authorize-publish: the application decides in a thread of the element's",
+          "[rtmp][interop][auth]") {
+  test_flv();
+  Pipeline p(0, {""}, false);
+  SignalLog log;
+  g_signal_connect(p.srcs[0], "authorize-publish", G_CALLBACK(on_authorize), &log);
+  REQUIRE(gst_element_set_state(p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  g_object_get(p.srcs[0], "bound-port", &p.port, nullptr);
+  CHECK(publish(p.url("no")) != 0);
+  CHECK(p.drain(0).size() == 0);
+  CHECK(publish(p.url("yes")) == 0);
+  CHECK(video_frames(p.drain(0)) == 75);
+  std::lock_guard<std::mutex> lk(log.lock);
+  CHECK(log.keys == std::vector<std::string>{"no", "yes"});
+  CHECK(log.off_main_thread);
+}
+
+TEST_CASE("publish-auth-url that is not http:// fails at start with a clear error",
+          "[rtmp][interop][auth]") {
+  Pipeline p(0, {"publish-auth-url=https://auth.example/x"}, false);
+  CHECK(gst_element_set_state(p.pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
+  GstBus *bus = gst_element_get_bus(p.pipeline);
+  GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  gst_object_unref(bus);
+  REQUIRE(m != nullptr);
+  GError *err = nullptr;
+  gst_message_parse_error(m, &err, nullptr);
+  CHECK(std::string(err->message).find("publish-auth-url") != std::string::npos);
+  CHECK(std::string(err->message).find("https") != std::string::npos);
+  g_error_free(err);
+  gst_message_unref(m);
+}
