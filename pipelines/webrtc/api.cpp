@@ -96,6 +96,8 @@ std::string consumers_json(Stream *s) {
       continue;
     auto it = s->talkers.find(v->id);
     out += std::string(out.size() > 1 ? ", " : "") + "{\"id\": " + std::to_string(v->id) +
+           ", \"user\": " + json_string(v->user) +
+           ", \"may_talk\": " + (v->may_talk ? "true" : "false") +
            ", \"user_agent\": " + json_string(v->user_agent) +
            ", \"codecs\": " + codecs_json({"H264", "OPUS/48000/2"}) +
            ", \"send\": {\"bytes\": " + u64(v->video_out.bytes + v->audio_out.bytes) +
@@ -171,9 +173,11 @@ std::string json_string(const std::string &s) {
   return out + "\"";
 }
 
-std::string streams_json() {
+std::string streams_json(const std::string &user) {
   std::string out = "{";
   for (auto &s : app.streams) {
+    if (!user_permissions(user, s->name).watch)
+      continue;
     out += std::string(out.size() > 1 ? ",\n " : "\n ") + json_string(s->name) +
            ": {\"producers\": [" + producer_json(s.get()) +
            "], \"consumers\": " + consumers_json(s.get()) + ", \"mixer\": " + mixer_json(s.get()) +

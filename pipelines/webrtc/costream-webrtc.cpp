@@ -60,7 +60,7 @@ void on_http(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable 
       {"/app.js", {"app.js", "text/javascript; charset=utf-8"}},
   };
   if (g_str_equal(path, "/api/streams")) {
-    const std::string json = streams_json();
+    const std::string json = streams_json(request_user(msg));
     soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Cache-Control",
                                  "no-store");
     soup_server_message_set_status(msg, SOUP_STATUS_OK, nullptr);
@@ -191,6 +191,19 @@ void usage(FILE *f) {
          "                     give the microphone only to https:// pages\n"
          "  --www DIR          the page's directory (default: this source tree's)\n"
          "  --max-viewers N    viewers at once (default 16); more are turned away\n"
+         "Access (docs/security.md). On 127.0.0.1 anyone on this machine may watch and talk;\n"
+         "any other --address needs --users or --no-auth:\n"
+         "  --users FILE       logins: lines name:crypt-hash:watch=STREAM,talk=STREAM (* = all);\n"
+         "                     every request but the page's script then needs HTTP Basic or a\n"
+         "                     token (hash: openssl passwd -6)\n"
+         "  --token-secret FILE  signs kiosk tokens: a page address with ?token=T logs in as the\n"
+         "                     token's user until it expires\n"
+         "  --make-token USER  print a token for USER (with --users, --token-secret) and exit\n"
+         "  --token-valid-for SECONDS  (default 86400)\n"
+         "  --allowed-origin ORIGIN  another page origin whose scripts may connect (repeatable;\n"
+         "                     the server's own page always may)\n"
+         "  --max-joins-per-minute N  per address (default 30); more are refused (429)\n"
+         "  --no-auth          accept a non-loopback --address without logins\n"
          "  --seconds N        stop after N seconds (default: run until interrupted)\n"
          "  --help\n");
 }
@@ -200,11 +213,11 @@ bool parse_args(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const std::string a = argv[i];
     auto value = [&](void) -> const char * { return i + 1 < argc ? argv[++i] : nullptr; };
-    auto number = [&](guint *out) {
+    auto number = [&](guint *out, guint64 max = 65535) {
       const char *v = value();
       gchar *end = nullptr;
       const guint64 n = v ? g_ascii_strtoull(v, &end, 10) : 0;
-      if (!v || !*v || *end || n > 65535) {
+      if (!v || !*v || *end || n > max) {
         std::fprintf(stderr, "costream-webrtc: %s wants a number\n", a.c_str());
         return false;
       }
@@ -261,7 +274,23 @@ bool parse_args(int argc, char **argv) {
       }
       if (ok)
         o.rtmp_streams.push_back(CameraArg{v.substr(0, eq), v.substr(eq + 1)});
-    } else if (a == "--webhook") {
+    } else if (a == "--users")
+      ok = text(&o.users_file);
+    else if (a == "--token-secret")
+      ok = text(&o.token_secret_file);
+    else if (a == "--make-token")
+      ok = text(&o.make_token);
+    else if (a == "--token-valid-for")
+      ok = number(&o.token_valid_for, 10ull * 366 * 86400);
+    else if (a == "--allowed-origin") {
+      std::string v;
+      ok = text(&v);
+      o.allowed_origins.push_back(v);
+    } else if (a == "--max-joins-per-minute")
+      ok = number(&o.max_joins_per_minute);
+    else if (a == "--no-auth")
+      o.no_auth = ok = true;
+    else if (a == "--webhook") {
       std::string v;
       ok = text(&v);
       if (ok && !g_str_has_prefix(v.c_str(), "http://") &&
@@ -327,6 +356,11 @@ int main(int argc, char **argv) {
   std::string error;
   if (app.opt.www.empty())
     app.opt.www = COSTREAM_WEBRTC_WWW;
+  std::string access_error;
+  if (!load_access(&access_error)) {
+    std::fprintf(stderr, "costream-webrtc: %s\n", access_error.c_str());
+    return 2;
+  }
   if (!app.opt.cameras.empty()) {
     if (GstElementFactory *f = gst_element_factory_find("rtspcamera"))
       gst_object_unref(f);
@@ -374,6 +408,7 @@ int main(int argc, char **argv) {
   if (cert)
     g_object_unref(cert);
   soup_server_add_handler(app.server, nullptr, on_http, nullptr, nullptr);
+  setup_access(app.server);
   soup_server_add_websocket_handler(app.server, "/ws", nullptr, nullptr, on_websocket, nullptr,
                                     nullptr);
   GInetAddress *inet = g_inet_address_new_from_string(app.opt.address.c_str());
@@ -426,6 +461,7 @@ int main(int argc, char **argv) {
   gst_object_unref(bus);
   gst_object_unref(app.pipeline);
   g_object_unref(app.server);
+  free_access();
   g_main_loop_unref(app.loop);
   say("stopped%s", app.status ? " with an error" : "");
   return app.status;

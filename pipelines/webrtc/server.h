@@ -9,8 +9,12 @@
  *                        its tees, its backchannelmixer and back channel; producer messages
  *   viewers.cpp          one Viewer per browser: webrtcbin, signalling, joining and leaving
  *   api.cpp              GET /api/streams (JSON) and the webhook sender
+ *   gate.cpp             who may watch and talk: users, tokens, Origin, joins per minute
+ *   access.cpp           the pure parts of that (users file, tokens, origins, join limiter)
  */
 #pragma once
+
+#include "access.h"
 
 #include <gst/gst.h>
 #include <libsoup/soup.h>
@@ -48,6 +52,13 @@ struct Options {
       tls_key; /* HTTPS: browsers allow the microphone only there (or on localhost) */
   std::vector<std::string> ice_addresses; /* empty: every interface (libnice's choice) */
   std::vector<std::string> webhooks;
+  std::string users_file;        /* --users: logins and per-stream permissions */
+  std::string token_secret_file; /* --token-secret: signs kiosk tokens */
+  std::vector<std::string> allowed_origins;
+  bool no_auth = false; /* --no-auth: anyone who reaches the port, on any address */
+  guint max_joins_per_minute = 30;
+  std::string make_token; /* --make-token USER: print a token and exit */
+  guint token_valid_for = 86400;
   guint seconds = 0;
   guint max_viewers = 16;
 };
@@ -79,6 +90,9 @@ struct Viewer {
   guint id = 0;
   Stream *stream = nullptr;
   std::string user_agent;
+  std::string user;     /* "" without --users */
+  bool may_talk = true; /* else its talk-back never reaches the mixer */
+  guint malformed = 0;  /* signalling messages dropped */
   SoupWebsocketConnection *ws = nullptr;
   GstElement *webrtc = nullptr;
   GstElement *vqueue = nullptr, *aqueue = nullptr;
@@ -106,6 +120,13 @@ struct App {
   int recorders = 0; /* back channels to --record/--rtp-out not yet finished (at the end) */
   int status = 0;
   Webhooks *webhooks = nullptr;
+  /* access (gate.cpp) */
+  Users users;
+  bool auth = false; /* --users given: every request but the page's script needs a login */
+  std::string token_secret;
+  JoinLimiter *joins = nullptr;
+  bool loopback_only = true; /* listening on a loopback address */
+  bool https = false;
 };
 
 extern App app;
@@ -122,7 +143,8 @@ bool stream_message(GstMessage *msg);
 void free_streams();
 
 /* viewers.cpp */
-Viewer *add_viewer(SoupWebsocketConnection *ws, Stream *stream, const std::string &user_agent);
+Viewer *add_viewer(SoupWebsocketConnection *ws, Stream *stream, const std::string &user_agent,
+                   const std::string &user, bool may_talk);
 void remove_viewer(Viewer *v);
 Viewer *find_viewer(guint id);
 void send_text(Viewer *v, const std::string &text);
@@ -135,8 +157,20 @@ void free_viewers();
 void on_websocket(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,
                   gpointer);
 
+/* gate.cpp */
+/* Reads --users and --token-secret, handles --make-token (prints and exits) and refuses an
+ * address other than loopback without a way to log in (or --no-auth). False and `error`. */
+bool load_access(std::string *error);
+/* Installs the login (HTTP Basic, or a token in the address) and the /ws check. */
+void setup_access(SoupServer *server);
+/* The user a request logged in as ("" without --users); `stream` "" for none. */
+std::string request_user(SoupServerMessage *msg);
+Permissions user_permissions(const std::string &user, const std::string &stream);
+void free_access();
+
 /* api.cpp */
-std::string streams_json();
+/* the streams `user` may watch */
+std::string streams_json(const std::string &user);
 std::string json_string(const std::string &s);
 /* Posts `{"event": kind, "stream": ..., "time": ..., <fields>}` to every --webhook URL; returns
  * at once (the sender runs in the main loop with bounded retries). `fields` is a JSON object's

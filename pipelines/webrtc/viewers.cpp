@@ -134,7 +134,9 @@ void on_incoming_stream(GstElement *webrtc, GstPad *pad, gpointer) {
 
   std::lock_guard<std::mutex> lk(app.lock);
   Viewer *v = find_viewer(id);
-  if (!v || v->leaving || v->talk || mline != 1 || !v->stream->mixer) {
+  if (v && !v->may_talk && !v->leaving)
+    say("viewer %u may not talk: its audio is dropped", id);
+  if (!v || v->leaving || v->talk || mline != 1 || !v->stream->mixer || !v->may_talk) {
     /* nothing to mix: let it drain */
     GstElement *sink = gst_element_factory_make("fakesink", nullptr);
     g_object_set(sink, "async", FALSE, "sync", FALSE, nullptr);
@@ -217,11 +219,14 @@ GstPad *add_branch(Viewer *v, GstElement *tee, GstElement **queue, Counter *coun
 
 } // namespace
 
-Viewer *add_viewer(SoupWebsocketConnection *ws, Stream *stream, const std::string &user_agent) {
+Viewer *add_viewer(SoupWebsocketConnection *ws, Stream *stream, const std::string &user_agent,
+                   const std::string &user, bool may_talk) {
   auto *v = new Viewer;
   v->id = app.next_id++;
   v->stream = stream;
   v->user_agent = user_agent;
+  v->user = user;
+  v->may_talk = may_talk;
   v->ws = static_cast<SoupWebsocketConnection *>(g_object_ref(ws));
   gchar *name = g_strdup_printf("viewer-%u", v->id);
   v->webrtc = gst_element_factory_make("webrtcbin", name);
@@ -258,11 +263,14 @@ Viewer *add_viewer(SoupWebsocketConnection *ws, Stream *stream, const std::strin
   /* m-line 0: the producer's video, to the browser; m-line 1: its audio, and the talk-back */
   v->vtee = add_branch(v, stream->vtee, &v->vqueue, &v->video_out, kVideoCaps,
                        GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY);
+  /* a viewer who may not talk is offered the audio to receive only */
   v->atee = add_branch(v, stream->atee, &v->aqueue, &v->audio_out, kAudioCaps,
-                       GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV);
-  send_text(v, "hello\n" + std::to_string(v->id));
+                       may_talk ? GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV
+                                : GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY);
+  send_text(v, "hello\n" + std::to_string(v->id) + "\n" + (may_talk ? "talk" : "watch"));
   make_offer(v);
-  say("viewer %u joined stream %s (%zu watching)", v->id, stream->name.c_str(), app.viewers.size());
+  say("viewer %u joined stream %s (%zu watching)%s", v->id, stream->name.c_str(),
+      app.viewers.size(), may_talk ? "" : "; it may watch, not talk");
   event("viewer.joined", stream,
         "\"viewer\": " + std::to_string(v->id) + ", \"user_agent\": " + json_string(user_agent));
   return v;
@@ -356,13 +364,24 @@ void remove_viewer(Viewer *v) {
 
 namespace {
 
+/* A signalling message that is not one: dropped, said (the first few times). */
+void dropped(Viewer *v, const char *what) {
+  if (++v->malformed <= 5)
+    say("viewer %u sent %s: dropped%s", v->id, what,
+        v->malformed == 5 ? " (further ones are dropped without a word)" : "");
+}
+
 /* ---- signalling ----------------------------------------------------------------------------- */
 
 void on_ws_message(SoupWebsocketConnection *, SoupWebsocketDataType type, GBytes *message,
                    gpointer data) {
   Viewer *v = find_viewer(GPOINTER_TO_UINT(data));
-  if (!v || v->leaving || type != SOUP_WEBSOCKET_DATA_TEXT)
+  if (!v || v->leaving)
     return;
+  if (type != SOUP_WEBSOCKET_DATA_TEXT) {
+    dropped(v, "a binary message");
+    return;
+  }
   gsize size = 0;
   const char *bytes = static_cast<const char *>(g_bytes_get_data(message, &size));
   const std::string text(bytes, size);
@@ -385,18 +404,21 @@ void on_ws_message(SoupWebsocketConnection *, SoupWebsocketDataType type, GBytes
     gst_webrtc_session_description_free(answer);
   } else if (kind == "ice") {
     const size_t nl2 = body.find('\n');
-    if (nl2 == std::string::npos)
+    gchar *end = nullptr;
+    const std::string index = body.substr(0, nl2);
+    const guint64 mline = g_ascii_strtoull(index.c_str(), &end, 10);
+    const std::string cand = nl2 == std::string::npos ? "" : body.substr(nl2 + 1);
+    if (index.empty() || !end || *end || mline >= 2 || cand.empty() || cand.size() > 1024 ||
+        cand.find('\n') != std::string::npos) {
+      dropped(v, "an ICE candidate that is not one");
       return;
-    const guint mline =
-        static_cast<guint>(g_ascii_strtoull(body.substr(0, nl2).c_str(), nullptr, 10));
-    const std::string cand = body.substr(nl2 + 1);
-    if (mline < 2 && !cand.empty())
-      g_signal_emit_by_name(v->webrtc, "add-ice-candidate", mline, cand.c_str());
+    }
+    g_signal_emit_by_name(v->webrtc, "add-ice-candidate", static_cast<guint>(mline), cand.c_str());
   } else if (kind == "stats") {
     /* one line of the page's getStats() summary */
     say("viewer %u stats %s", v->id, body.substr(0, body.find('\n')).substr(0, 400).c_str());
   } else {
-    say("viewer %u sent an unknown message type '%s'", v->id, kind.substr(0, 32).c_str());
+    dropped(v, "a message of an unknown type");
   }
 }
 
@@ -411,21 +433,16 @@ void on_websocket(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsoc
                   gpointer) {
   if (app.stopping)
     return;
-  /* the page asks for its stream in the socket's address: /ws?stream=NAME (none: the first) */
-  std::string wanted;
-  if (const char *query = g_uri_get_query(soup_server_message_get_uri(msg))) {
-    if (GHashTable *params = g_uri_parse_params(query, -1, "&", G_URI_PARAMS_NONE, nullptr)) {
-      if (const char *name = static_cast<const char *>(g_hash_table_lookup(params, "stream")))
-        wanted = name;
-      g_hash_table_unref(params);
-    }
-  }
-  Stream *stream = find_stream(wanted);
-  if (!stream) {
-    say("a viewer asked for a stream nobody serves");
-    soup_websocket_connection_close(ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "no such stream");
+  /* checked before the handshake (gate.cpp: origin, joins, login, permissions) */
+  auto *stream = static_cast<Stream *>(g_object_get_data(G_OBJECT(msg), "cw-stream"));
+  const int talk = GPOINTER_TO_INT(g_object_get_data(G_OBJECT(msg), "cw-talk"));
+  const char *user = static_cast<const char *>(g_object_get_data(G_OBJECT(msg), "cw-user"));
+  if (!stream || !talk || !user) {
+    soup_websocket_connection_close(ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "not checked");
     return;
   }
+  /* signalling messages are small: an SDP is a few kB */
+  soup_websocket_connection_set_max_incoming_payload_size(ws, 64 * 1024);
   const char *ua =
       soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "User-Agent");
   if (app.viewers.size() >= app.opt.max_viewers) {
@@ -433,7 +450,7 @@ void on_websocket(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsoc
     soup_websocket_connection_close(ws, 1013 /* try again later (RFC 6455 registry) */, "full");
     return;
   }
-  Viewer *v = add_viewer(ws, stream, ua ? std::string(ua).substr(0, 256) : "");
+  Viewer *v = add_viewer(ws, stream, ua ? std::string(ua).substr(0, 256) : "", user, talk == 1);
   if (!v) {
     say("cannot make a webrtcbin (install gstreamer1.0-plugins-bad and gstreamer1.0-nice)");
     soup_websocket_connection_close(ws, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, nullptr);

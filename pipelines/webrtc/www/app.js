@@ -7,6 +7,9 @@
 
 const params = new URLSearchParams(location.search);
 const streamName = params.get('stream') || '';
+// a kiosk link's login (the server's --make-token), passed on to the API and the WebSocket
+const token = params.get('token') || '';
+let mayTalk = true;
 const toneHz = Number(params.get('tone') || 0);
 const processing = params.get('processing') !== '0';
 let talking = params.get('talk') === '1';
@@ -84,12 +87,14 @@ async function onOffer(sdp) {
   // the producer's audio m-line carries the talk-back the other way
   const audio = pc.getTransceivers().find((t) => t.receiver.track.kind === 'audio');
   try {
+    if (!mayTalk) throw new DOMException('this login may watch, not talk', 'NotAllowedError');
     talkTrack = await makeTalkTrack();
     await audio.sender.replaceTrack(talkTrack);
     audio.direction = 'sendrecv';
     talkButton.disabled = false;
   } catch (err) {
-    stateText.textContent = `no microphone (${err.name}): watching only`;
+    stateText.textContent = mayTalk ? `no microphone (${err.name}): watching only`
+                                    : 'this login may watch, not talk';
     audio.direction = 'recvonly';
   }
   showTalking();
@@ -123,7 +128,8 @@ async function reportStats() {
 // marked. Listed once at load.
 async function listStreams() {
   try {
-    const streams = await (await fetch('/api/streams')).json();
+    const api = '/api/streams' + (token ? `?token=${encodeURIComponent(token)}` : '');
+    const streams = await (await fetch(api)).json();
     const names = Object.keys(streams);
     const current = streamName || names[0];
     streamsList.replaceChildren();
@@ -145,8 +151,11 @@ async function listStreams() {
 }
 listStreams();
 
+const wsParams = new URLSearchParams();
+if (streamName) wsParams.set('stream', streamName);
+if (token) wsParams.set('token', token);
 const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws` +
-                         (streamName ? `?stream=${encodeURIComponent(streamName)}` : ''));
+                         (wsParams.toString() ? `?${wsParams}` : ''));
 ws.onclose = (e) => {
   stateText.textContent = e.reason === 'full'             ? 'the server has all the viewers it takes'
                           : e.reason === 'no such stream' ? `no stream named ${streamName}`
@@ -156,6 +165,7 @@ ws.onmessage = async (e) => {
   const [type, ...rest] = e.data.split('\n');
   if (type === 'hello') {
     me = Number(rest[0]);
+    mayTalk = rest[1] !== 'watch';
     stateText.textContent = `viewer ${me}: negotiating…`;
   } else if (type === 'offer') {
     await onOffer(rest.join('\n'));
