@@ -30,6 +30,8 @@
  * and routes; it calls the elements' PublishPoint after releasing that lock, one call at a time
  * per element and never after detach() returned. attach() and detach() may be called from any
  * thread, including from inside a PublishPoint call of another element.
+ *
+ * Its insides, and which file does what: listenerprivate.h.
  */
 #pragma once
 
