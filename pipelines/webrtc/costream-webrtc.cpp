@@ -203,6 +203,8 @@ void usage(FILE *f) {
          "  --allowed-origin ORIGIN  another page origin whose scripts may connect (repeatable;\n"
          "                     the server's own page always may)\n"
          "  --max-joins-per-minute N  per address (default 30); more are refused (429)\n"
+         "  --auth-url URL     the operator's service decides: a JSON POST per viewer (watch,\n"
+         "                     then talk) and per RTMP publish; only a 2xx answer allows\n"
          "  --no-auth          accept a non-loopback --address without logins\n"
          "  --seconds N        stop after N seconds (default: run until interrupted)\n"
          "  --help\n");
@@ -288,6 +290,8 @@ bool parse_args(int argc, char **argv) {
       o.allowed_origins.push_back(v);
     } else if (a == "--max-joins-per-minute")
       ok = number(&o.max_joins_per_minute);
+    else if (a == "--auth-url")
+      ok = text(&o.auth_url);
     else if (a == "--no-auth")
       o.no_auth = ok = true;
     else if (a == "--webhook") {

@@ -12,12 +12,14 @@
 #include "server.h"
 
 #include <cstdio>
+#include <memory>
 
 namespace cw {
 
 namespace {
 
 SoupAuthDomain *domain = nullptr;
+SoupSession *auth_session = nullptr; /* --auth-url */
 
 std::string query_param(SoupServerMessage *msg, const char *name) {
   std::string value;
@@ -97,6 +99,30 @@ void check_ws(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, 
   g_object_set_data(G_OBJECT(msg), "cw-talk", GINT_TO_POINTER(p.talk ? 1 : 2));
 }
 
+struct Ask {
+  std::function<void(bool, const std::string &)> done;
+};
+
+void on_auth_answer(GObject *source, GAsyncResult *res, gpointer data) {
+  std::unique_ptr<Ask> ask(static_cast<Ask *>(data));
+  GError *err = nullptr;
+  GBytes *reply = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &err);
+  SoupMessage *msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
+  const guint status = msg ? soup_message_get_status(msg) : 0;
+  if (reply)
+    g_bytes_unref(reply);
+  if (err) {
+    const std::string why = std::string("--auth-url did not answer: ") + err->message;
+    g_error_free(err);
+    ask->done(false, why);
+    return;
+  }
+  if (status >= 200 && status < 300)
+    ask->done(true, "");
+  else
+    ask->done(false, "--auth-url answered " + std::to_string(status));
+}
+
 } // namespace
 
 bool load_access(std::string *error) {
@@ -149,10 +175,25 @@ bool load_access(std::string *error) {
   app.loopback_only = a && g_inet_address_get_is_loopback(a);
   if (a)
     g_object_unref(a);
-  if (!app.loopback_only && !app.auth && !o.no_auth) {
+  if (!o.auth_url.empty()) {
+    if ((!g_str_has_prefix(o.auth_url.c_str(), "http://") &&
+         !g_str_has_prefix(o.auth_url.c_str(), "https://")) ||
+        !g_uri_is_valid(o.auth_url.c_str(), G_URI_FLAGS_NONE, nullptr)) {
+      *error = "--auth-url wants an http:// or https:// URL";
+      return false;
+    }
+    if (o.rtmp_port && !g_str_has_prefix(o.auth_url.c_str(), "http://")) {
+      *error = "--auth-url: RTMP publishers are authorized by rtmpbridge, which speaks http:// "
+               "only";
+      return false;
+    }
+    auth_session = soup_session_new_with_options("timeout", 3, nullptr);
+  }
+  if (!app.loopback_only && !app.auth && o.auth_url.empty() && !o.no_auth) {
     *error = "--address " + o.address +
              " lets anyone who reaches it watch every stream and talk into every back channel: "
-             "give --users FILE (with --tls-cert/--tls-key, since browsers send passwords), or "
+             "give --users FILE (with --tls-cert/--tls-key, since browsers send passwords), "
+             "--auth-url URL, or "
              "--no-auth to accept that (docs/security.md)";
     return false;
   }
@@ -194,7 +235,32 @@ Permissions user_permissions(const std::string &user, const std::string &stream)
   return app.users.permissions(user, stream);
 }
 
+void ask_auth_service(const char *action, const AuthQuery &q,
+                      std::function<void(bool allowed, const std::string &why)> done) {
+  SoupMessage *msg = soup_message_new("POST", app.opt.auth_url.c_str());
+  if (!msg || !auth_session) {
+    if (msg)
+      g_object_unref(msg);
+    done(false, "--auth-url is not usable");
+    return;
+  }
+  const std::string body =
+      std::string("{\"action\": ") + json_string(action) +
+      ", \"stream\": " + json_string(q.stream) + ", \"user\": " + json_string(q.user) +
+      ", \"remote_address\": " + json_string(q.remote) + ", \"origin\": " + json_string(q.origin) +
+      ", \"token\": " + json_string(q.token) + "}";
+  GBytes *bytes = g_bytes_new(body.data(), body.size());
+  soup_message_set_request_body_from_bytes(msg, "application/json", bytes);
+  g_bytes_unref(bytes);
+  soup_session_send_and_read_async(auth_session, msg, G_PRIORITY_DEFAULT, nullptr, on_auth_answer,
+                                   new Ask{std::move(done)});
+  g_object_unref(msg);
+}
+
 void free_access() {
+  if (auth_session)
+    g_object_unref(auth_session);
+  auth_session = nullptr;
   if (domain)
     g_object_unref(domain);
   domain = nullptr;

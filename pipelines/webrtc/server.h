@@ -20,6 +20,7 @@
 #include <libsoup/soup.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,7 @@ struct Options {
   std::string token_secret_file; /* --token-secret: signs kiosk tokens */
   std::vector<std::string> allowed_origins;
   bool no_auth = false; /* --no-auth: anyone who reaches the port, on any address */
+  std::string auth_url; /* --auth-url: the operator's service decides watch, talk, publish */
   guint max_joins_per_minute = 30;
   std::string make_token; /* --make-token USER: print a token and exit */
   guint token_valid_for = 86400;
@@ -166,6 +168,14 @@ void setup_access(SoupServer *server);
 /* The user a request logged in as ("" without --users); `stream` "" for none. */
 std::string request_user(SoupServerMessage *msg);
 Permissions user_permissions(const std::string &user, const std::string &stream);
+/* What --auth-url is told of a viewer's join. */
+struct AuthQuery {
+  std::string stream, user, remote, origin, token;
+};
+/* Asks --auth-url whether `action` ("watch", "talk") is allowed: a JSON POST, 2xx within 3 s
+ * allows; anything else refuses. `done` runs in the main loop, later. */
+void ask_auth_service(const char *action, const AuthQuery &query,
+                      std::function<void(bool allowed, const std::string &why)> done);
 void free_access();
 
 /* api.cpp */

@@ -226,6 +226,8 @@ bool build_streams(std::string *error) {
     if (s->kind == Stream::Kind::Rtmp) {
       if (!s->rtmp_key.empty())
         g_object_set(s->producer, "stream-key", s->rtmp_key.c_str(), nullptr);
+      if (!app.opt.auth_url.empty()) /* the operator's service decides publishes too */
+        g_object_set(s->producer, "publish-auth-url", app.opt.auth_url.c_str(), nullptr);
       g_signal_connect(s->producer, "pad-added", G_CALLBACK(on_bridge_pad), s);
     }
   }

@@ -429,6 +429,49 @@ void on_ws_closed(SoupWebsocketConnection *, gpointer data) {
 
 } // namespace
 
+namespace {
+
+/* A viewer whose handshake passed; it becomes a Viewer once --auth-url (if any) agreed. */
+struct Join {
+  SoupWebsocketConnection *ws; /* ref */
+  Stream *stream;
+  std::string user, user_agent;
+  bool may_talk;
+  ~Join() { g_object_unref(ws); }
+};
+
+void admit(std::unique_ptr<Join> j) {
+  if (app.stopping || soup_websocket_connection_get_state(j->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+    return; /* it went away while the service was asked */
+  if (app.viewers.size() >= app.opt.max_viewers) {
+    say("a viewer was turned away: %u are watching (--max-viewers)", app.opt.max_viewers);
+    soup_websocket_connection_close(j->ws, 1013 /* try again later (RFC 6455 registry) */, "full");
+    return;
+  }
+  Viewer *v = add_viewer(j->ws, j->stream, j->user_agent, j->user, j->may_talk);
+  if (!v) {
+    say("cannot make a webrtcbin (install gstreamer1.0-plugins-bad and gstreamer1.0-nice)");
+    soup_websocket_connection_close(j->ws, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, nullptr);
+    return;
+  }
+  g_signal_connect(j->ws, "message", G_CALLBACK(on_ws_message), GUINT_TO_POINTER(v->id));
+  g_signal_connect(j->ws, "closed", G_CALLBACK(on_ws_closed), GUINT_TO_POINTER(v->id));
+}
+
+std::string query_value(SoupServerMessage *msg, const char *name) {
+  std::string value;
+  if (const char *query = g_uri_get_query(soup_server_message_get_uri(msg))) {
+    if (GHashTable *params = g_uri_parse_params(query, -1, "&", G_URI_PARAMS_NONE, nullptr)) {
+      if (const char *v = static_cast<const char *>(g_hash_table_lookup(params, name)))
+        value = v;
+      g_hash_table_unref(params);
+    }
+  }
+  return value;
+}
+
+} // namespace
+
 void on_websocket(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,
                   gpointer) {
   if (app.stopping)
@@ -443,21 +486,43 @@ void on_websocket(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsoc
   }
   /* signalling messages are small: an SDP is a few kB */
   soup_websocket_connection_set_max_incoming_payload_size(ws, 64 * 1024);
-  const char *ua =
-      soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "User-Agent");
-  if (app.viewers.size() >= app.opt.max_viewers) {
-    say("a viewer was turned away: %u are watching (--max-viewers)", app.opt.max_viewers);
-    soup_websocket_connection_close(ws, 1013 /* try again later (RFC 6455 registry) */, "full");
+  SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+  const char *ua = soup_message_headers_get_one(h, "User-Agent");
+  auto j = std::unique_ptr<Join>(new Join{static_cast<SoupWebsocketConnection *>(g_object_ref(ws)),
+                                          stream, user, ua ? std::string(ua).substr(0, 256) : "",
+                                          talk == 1});
+  if (app.opt.auth_url.empty()) {
+    admit(std::move(j));
     return;
   }
-  Viewer *v = add_viewer(ws, stream, ua ? std::string(ua).substr(0, 256) : "", user, talk == 1);
-  if (!v) {
-    say("cannot make a webrtcbin (install gstreamer1.0-plugins-bad and gstreamer1.0-nice)");
-    soup_websocket_connection_close(ws, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, nullptr);
-    return;
-  }
-  g_signal_connect(ws, "message", G_CALLBACK(on_ws_message), GUINT_TO_POINTER(v->id));
-  g_signal_connect(ws, "closed", G_CALLBACK(on_ws_closed), GUINT_TO_POINTER(v->id));
+  /* the operator's service decides: watch, then (if the login allows it) talk */
+  const char *origin = soup_message_headers_get_one(h, "Origin");
+  const char *remote = soup_server_message_get_remote_host(msg);
+  AuthQuery q{stream->name, user, remote ? remote : "", origin ? origin : "",
+              query_value(msg, "token")};
+  Join *pending = j.release();
+  ask_auth_service("watch", q, [pending, q](bool allowed, const std::string &why) {
+    std::unique_ptr<Join> j(pending);
+    if (!allowed) {
+      say("a viewer was refused: %s", why.c_str());
+      if (soup_websocket_connection_get_state(j->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+        soup_websocket_connection_close(j->ws, 4403, "forbidden");
+      return;
+    }
+    if (!j->may_talk) {
+      admit(std::move(j));
+      return;
+    }
+    Join *again = j.release();
+    ask_auth_service("talk", q, [again](bool talk_allowed, const std::string &talk_why) {
+      std::unique_ptr<Join> j(again);
+      if (!talk_allowed) {
+        say("a viewer may watch, not talk: %s", talk_why.c_str());
+        j->may_talk = false;
+      }
+      admit(std::move(j));
+    });
+  });
 }
 
 void forget_sockets() {

@@ -265,3 +265,123 @@ TEST_CASE("costream-webrtc access: logins, tokens, Origin, joins per minute, gar
   CHECK(a660[a660.size() / 2] < 0.002);
   CHECK(a660.back() < 0.02);
 }
+
+namespace {
+
+/* Waits (bounded) for the server to close a WebSocket: true when it did. */
+bool closed_by_server(GSocketConnection *conn, int seconds) {
+  GSocket *s = g_socket_connection_get_socket(conn);
+  g_socket_set_timeout(s, seconds);
+  GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
+  char buf[256];
+  for (;;) {
+    GError *err = nullptr;
+    const gssize n = g_input_stream_read(in, buf, sizeof buf, nullptr, &err);
+    if (n == 0)
+      return true;
+    if (n < 0) {
+      const bool timed_out = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+      g_error_free(err);
+      return !timed_out;
+    }
+    if (static_cast<unsigned char>(buf[0]) == 0x88) /* a close frame */
+      return true;
+  }
+}
+
+} // namespace
+
+TEST_CASE("costream-webrtc --auth-url: the operator's service decides watch, talk and publish",
+          "[webrtc][auth]") {
+  enter_private_network();
+  const std::string dir = test_tmpdir() + "/webrtc-auth-url";
+  g_mkdir_with_parents(dir.c_str(), 0755);
+  HookReceiver service;
+  service.decide = [](const std::string &b) {
+    auto has = [&](const char *s) { return b.find(s) != std::string::npos; };
+    if (has("\"action\": \"publish\""))
+      return has("\"stream_key\": \"good-K3y\"") ? 200 : 403;
+    if (has("\"action\": \"watch\""))
+      return has("\"token\": \"talker\"") || has("\"token\": \"watcher\"") ? 200 : 403;
+    if (has("\"action\": \"talk\""))
+      return has("\"token\": \"talker\"") ? 204 : 403;
+    return 500;
+  };
+  const std::string server_log = dir + "/server.log";
+  auto server =
+      start_server({"--address", "127.0.0.1", "--port", "18086", "--rtmp-port", "19453",
+                    "--auth-url", "http://127.0.0.1:" + std::to_string(service.port) + "/decide",
+                    "--record", dir + "/backchannel.wav", "--seconds", "60"},
+                   server_log);
+  const std::string self = "Origin: http://127.0.0.1:18086\r\n";
+  auto join = [&](const std::string &token) {
+    GSocketConnection *conn = nullptr;
+    const std::string head = exchange(
+        18086, ws_request("/ws?stream=live&token=" + token, self, "127.0.0.1:18086"), &conn);
+    REQUIRE(status_of(head) == 101);
+    return conn;
+  };
+  /* refused to watch: the socket is closed */
+  GSocketConnection *nobody = join("nobody");
+  CHECK(closed_by_server(nobody, 10));
+  g_object_unref(nobody);
+  /* allowed to watch, not to talk; allowed both */
+  GSocketConnection *watcher = join("watcher");
+  REQUIRE(wait_until(
+      [&] { return read_text(server_log).find("it may watch, not talk") != std::string::npos; },
+      10));
+  GSocketConnection *talker = join("talker");
+  REQUIRE(wait_until(
+      [&] {
+        const std::string log = read_text(server_log);
+        return log.find("joined stream live (2 watching)\n") != std::string::npos;
+      },
+      10));
+  /* publishes: the same service */
+  const std::string flv = dir + "/publish.flv";
+  make_av_flv(flv, "sine=frequency=440:sample_rate=48000");
+  auto publish = [&](const std::string &key) {
+    return run_command({"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error", "-i", flv,
+                        "-c", "copy", "-f", "flv", "rtmp://127.0.0.1:19453/live/" + key});
+  };
+  CHECK(publish("bad-K3y") != 0);
+  CHECK(publish("good-K3y") == 0);
+  CHECK(wait_until(
+      [&] {
+        return read_text(server_log).find("rtmp-publish-start (stream live)") != std::string::npos;
+      },
+      10));
+  /* the service gone: joins are refused */
+  const auto asked = service.events();
+  service.decide = [](const std::string &) { return 503; };
+  GSocketConnection *late = join("talker");
+  CHECK(closed_by_server(late, 10));
+  g_object_unref(late);
+  g_object_unref(watcher);
+  g_object_unref(talker);
+
+  const int server_status = server->stop(SIGINT, 15);
+  const std::string log = read_text(server_log);
+  INFO("server log:\n" << log);
+  CHECK(server_status == 0);
+  CHECK(log.find("a viewer was refused: --auth-url answered 403") != std::string::npos);
+  CHECK(log.find("a viewer was refused: --auth-url answered 503") != std::string::npos);
+  CHECK(log.find("a viewer may watch, not talk: --auth-url answered 403") != std::string::npos);
+  CHECK(log.find("K3y") == std::string::npos);
+  std::string all;
+  for (auto &b : asked)
+    all += b + "\n";
+  INFO("asked:\n" << all);
+  size_t watch = 0, talk = 0, publishes = 0;
+  for (auto &b : asked) {
+    watch += b.find("\"action\": \"watch\"") != std::string::npos &&
+             b.find("\"stream\": \"live\"") != std::string::npos &&
+             b.find("\"remote_address\": \"127.0.0.1\"") != std::string::npos &&
+             b.find("\"origin\": \"http://127.0.0.1:18086\"") != std::string::npos;
+    talk += b.find("\"action\": \"talk\"") != std::string::npos;
+    publishes += b.find("\"action\": \"publish\"") != std::string::npos;
+  }
+  CHECK(watch == 3);     /* nobody, watcher, talker */
+  CHECK(talk == 2);      /* watcher (refused), talker */
+  CHECK(publishes == 2); /* bad, good */
+}

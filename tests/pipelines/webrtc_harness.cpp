@@ -241,13 +241,16 @@ void HookReceiver::serve(int c) {
         return;
       in.append(buf, static_cast<size_t>(n));
     }
+    const std::string body = in.substr(head_end + 4, length);
     {
       std::lock_guard<std::mutex> lk(lock);
-      bodies.push_back(in.substr(head_end + 4, length));
+      bodies.push_back(body);
     }
     in.erase(0, head_end + 4 + length);
-    const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-    if (write(c, ok, sizeof ok - 1) != static_cast<ssize_t>(sizeof ok - 1))
+    const int status = decide ? decide(body) : 200;
+    const std::string answer =
+        "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: 0\r\n\r\n";
+    if (write(c, answer.data(), answer.size()) != static_cast<ssize_t>(answer.size()))
       return;
   }
 }

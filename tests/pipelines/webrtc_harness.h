@@ -11,6 +11,7 @@
 #include "process.h"
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -68,6 +69,8 @@ struct HookReceiver {
   std::mutex lock;
   std::vector<std::string> bodies;
   std::thread thread;
+  /* the answer's status for a body (set before requests come; default: 200) */
+  std::function<int(const std::string &body)> decide;
 
   HookReceiver();
   ~HookReceiver();
