@@ -17,8 +17,8 @@
  *
  * The properties of `rtmpserversrc` (port, stream-key, application, limits, stats) and of the
  * Opus encoder (bitrate, complexity, frame-duration, inband-fec, dtx, packet-loss-percentage) are
- * the bridge's own; `rtmpserversrc`'s messages (`rtmp-publish-start`, `rtmp-publish-stop`) reach
- * the bus as they are.
+ * the bridge's own, and so is its `authorize-publish` signal; `rtmpserversrc`'s messages
+ * (`rtmp-publish-start`, `rtmp-publish-stop`) reach the bus as they are.
  *
  * ## Example launch line
  * |[
@@ -82,7 +82,21 @@ struct _GstRtmpBridge {
   GstBin parent;
   GstElement *src, *demux, *aac2opus, *parse, *filter;
   gint keyframe_requests; /* downstream force-key-unit requests seen (atomic) */
+  gulong forward_id;      /* rtmpserversrc's authorize-publish, while the bridge has handlers */
 };
+
+enum { SIGNAL_AUTHORIZE_PUBLISH, N_SIGNALS };
+static guint bridge_signals[N_SIGNALS];
+
+/* (the authorizer's thread) rtmpserversrc asks: the bridge's handlers decide. */
+static gboolean forward_authorize(GstElement *, const gchar *app, const gchar *key,
+                                  const gchar *remote, const gchar *tc_url, const gchar *flash_ver,
+                                  gpointer data) {
+  gboolean allowed = FALSE;
+  g_signal_emit(data, bridge_signals[SIGNAL_AUTHORIZE_PUBLISH], 0, app, key, remote, tc_url,
+                flash_ver, &allowed);
+  return allowed;
+}
 
 G_DEFINE_TYPE(GstRtmpBridge, gst_rtmp_bridge, GST_TYPE_BIN);
 GST_ELEMENT_REGISTER_DEFINE(rtmpbridge, "rtmpbridge", GST_RANK_NONE, GST_TYPE_RTMP_BRIDGE);
@@ -202,7 +216,20 @@ static GstStateChangeReturn gst_rtmp_bridge_change_state(GstElement *element,
                       ("gst_element_factory_make(\"h264parse\") failed"));
     return GST_STATE_CHANGE_FAILURE;
   }
-  return GST_ELEMENT_CLASS(gst_rtmp_bridge_parent_class)->change_state(element, transition);
+  /* The bridge's authorize-publish handlers decide for its rtmpserversrc, which looks for
+   * handlers when it starts (below, in the parent's state change). */
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !self->forward_id &&
+      g_signal_has_handler_pending(self, bridge_signals[SIGNAL_AUTHORIZE_PUBLISH], 0, FALSE))
+    self->forward_id =
+        g_signal_connect(self->src, "authorize-publish", G_CALLBACK(forward_authorize), self);
+  const GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS(gst_rtmp_bridge_parent_class)->change_state(element, transition);
+  if ((transition == GST_STATE_CHANGE_PAUSED_TO_READY || ret == GST_STATE_CHANGE_FAILURE) &&
+      self->forward_id) {
+    g_signal_handler_disconnect(self->src, self->forward_id);
+    self->forward_id = 0;
+  }
+  return ret;
 }
 
 static void gst_rtmp_bridge_class_init(GstRtmpBridgeClass *klass) {
@@ -232,6 +259,17 @@ static void gst_rtmp_bridge_class_init(GstRtmpBridgeClass *klass) {
     }
   }
 
+  /**
+   * GstRtmpBridge::authorize-publish:
+   *
+   * As rtmpserversrc's (application, stream key, remote address, tcUrl, flashVer; return TRUE to
+   * allow), for the bridge's publishes: emitted from a thread of the element's own, before
+   * `publish-auth-url` is asked. Only handlers connected before the bridge starts are used.
+   */
+  bridge_signals[SIGNAL_AUTHORIZE_PUBLISH] =
+      g_signal_new("authorize-publish", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
+                   g_signal_accumulator_first_wins, nullptr, nullptr, G_TYPE_BOOLEAN, 5,
+                   G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_rtmp_bridge_change_state);
   gst_element_class_add_static_pad_template(element_class, &audio_template);
   gst_element_class_add_static_pad_template(element_class, &video_template);

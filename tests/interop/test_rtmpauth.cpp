@@ -356,3 +356,55 @@ TEST_CASE("publish-auth-url that is not http:// fails at start with a clear erro
   g_error_free(err);
   gst_message_unref(m);
 }
+
+namespace {
+
+void link_to_fakesink(GstElement *bridge, GstPad *pad, gpointer) {
+  GstElement *sink = gst_element_factory_make("fakesink", nullptr);
+  g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
+  GstBin *bin = GST_BIN(GST_ELEMENT_PARENT(bridge));
+  gst_bin_add(bin, sink);
+  gst_element_sync_state_with_parent(sink);
+  GstPad *sp = gst_element_get_static_pad(sink, "sink");
+  gst_pad_link(pad, sp);
+  gst_object_unref(sp);
+}
+
+gboolean allow_yes(GstElement *, const gchar *, const gchar *key, const gchar *, const gchar *,
+                   const gchar *, gpointer calls) {
+  g_atomic_int_inc(static_cast<gint *>(calls));
+  return g_str_equal(key, "yes");
+}
+
+} // namespace
+
+TEST_CASE("rtmpbridge: its authorize-publish signal decides its publishes",
+          "[rtmp][interop][auth]") {
+  test_flv();
+  /* (stopped and freed however the test ends: a pipeline left playing would hang gst_deinit) */
+  struct Bridge {
+    GstElement *p = gst_pipeline_new(nullptr);
+    GstElement *b = gst_element_factory_make("rtmpbridge", "b");
+    Bridge() { gst_bin_add(GST_BIN(p), b); }
+    ~Bridge() {
+      gst_element_set_state(p, GST_STATE_NULL);
+      gst_object_unref(p);
+    }
+  } bridge;
+  GstElement *b = bridge.b;
+  REQUIRE(b != nullptr);
+  g_object_set(b, "port", 0u, nullptr);
+  gint calls = 0;
+  g_signal_connect(b, "authorize-publish", G_CALLBACK(allow_yes), &calls);
+  g_signal_connect(b, "pad-added", G_CALLBACK(link_to_fakesink), nullptr);
+  REQUIRE(gst_element_set_state(bridge.p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  guint port = 0;
+  g_object_get(b, "bound-port", &port, nullptr);
+  REQUIRE(port > 0);
+  const std::string url = "rtmp://127.0.0.1:" + std::to_string(port) + "/live/";
+  CHECK(publish(url + "no") != 0);
+  CHECK(stats_uint64(b, "publishes") == 0);
+  CHECK(publish(url + "yes") == 0);
+  CHECK(stats_uint64(b, "publishes") == 1);
+  CHECK(g_atomic_int_get(&calls) == 2);
+}
