@@ -124,6 +124,10 @@ gboolean costream::rtspcamera::setup_backchannel(GstRtspCamera *self, GstElement
   GstCaps *bc_caps = nullptr;
   {
     std::lock_guard<std::mutex> lk(p->lock);
+    /* Torn down since keep_elements() (the chain went with it): the connection now in `conn`,
+     * if any, is another one. */
+    if (p->conn.rtspsrc != rtspsrc || p->stop)
+      return FALSE;
     p->conn.appsrc = GST_ELEMENT(gst_object_ref(appsrc));
     p->conn.appsink = appsink;
     p->conn.backchannel_stream = num;

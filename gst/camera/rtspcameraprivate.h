@@ -166,6 +166,8 @@ void make_internal_sink(GstElement *sink);
 /* Adds `chain` to the bin linked in order, each in the bin's state; false (and nothing added)
  * when it cannot be linked. */
 bool add_chain(GstRtspCamera *self, const std::vector<GstElement *> &chain);
+/* Stops `elements` in this order (give them downstream first), then takes them out of the bin. */
+void remove_elements(GstRtspCamera *self, const std::vector<GstElement *> &elements);
 /* Keeps the connection's elements (one reference each) when the connection is still `rtspsrc`'s;
  * else the caller's elements are stale and are taken down. */
 bool keep_elements(GstRtspCamera *self, GstElement *rtspsrc,

@@ -42,6 +42,25 @@ void costream::rtspcamera::make_internal_sink(GstElement *sink) {
   GST_OBJECT_FLAG_UNSET(sink, GST_ELEMENT_FLAG_SINK);
 }
 
+/* Stops `elements`, in this order, then takes them out of the bin. Each is locked first: a state
+ * change of the bin's running on another thread meanwhile (the pipeline finishing PAUSED->PLAYING
+ * once its sinks prerolled on our GAPs) recurses into its children and would bring one back up
+ * after it reached NULL, to be disposed running (its threads then use it freed); locked, that
+ * state change either set its state before ours (under its state lock) or skips it. Downstream
+ * first, as a bin changes state: an internal sink in PAUSED (on the way down) holds the thread
+ * that pushed into it in its preroll until it is stopped, and stopping that thread's source first
+ * would wait for it forever. All stopped before any is removed: a stream still flowing meets a
+ * flushing pad, never an unlinked one. */
+void costream::rtspcamera::remove_elements(GstRtspCamera *self,
+                                           const std::vector<GstElement *> &elements) {
+  for (GstElement *e : elements) {
+    gst_element_set_locked_state(e, TRUE);
+    gst_element_set_state(e, GST_STATE_NULL);
+  }
+  for (GstElement *e : elements)
+    gst_bin_remove(GST_BIN(self), e);
+}
+
 /* Adds `chain` to the bin linked in order, each in the bin's state; false (and nothing added)
  * when it cannot be linked. */
 bool costream::rtspcamera::add_chain(GstRtspCamera *self, const std::vector<GstElement *> &chain) {
@@ -51,10 +70,7 @@ bool costream::rtspcamera::add_chain(GstRtspCamera *self, const std::vector<GstE
     if (!gst_element_link(chain[i - 1], chain[i])) {
       GST_WARNING_OBJECT(self, "cannot link %s to %s", GST_OBJECT_NAME(chain[i - 1]),
                          GST_OBJECT_NAME(chain[i]));
-      for (GstElement *e : chain) {
-        gst_element_set_state(e, GST_STATE_NULL);
-        gst_bin_remove(GST_BIN(self), e);
-      }
+      remove_elements(self, {chain.rbegin(), chain.rend()});
       return false;
     }
   }
@@ -75,11 +91,9 @@ bool costream::rtspcamera::keep_elements(GstRtspCamera *self, GstElement *rtspsr
       return true;
     }
   }
-  for (GstElement *e : chain) {
-    gst_element_set_state(e, GST_STATE_NULL);
-    gst_bin_remove(GST_BIN(self), e);
+  remove_elements(self, {chain.rbegin(), chain.rend()});
+  for (GstElement *e : chain)
     gst_object_unref(e);
-  }
   return false;
 }
 

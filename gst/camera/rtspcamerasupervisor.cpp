@@ -124,16 +124,13 @@ static void teardown(GstRtspCamera *self) {
     std::lock_guard<std::mutex> glk(p->pad_lock(pad));
     gst_ghost_pad_set_target(GST_GHOST_PAD(pad), nullptr);
   }
-  if (old.rtspsrc) {
-    gst_element_set_state(old.rtspsrc, GST_STATE_NULL);
-    gst_bin_remove(GST_BIN(self), old.rtspsrc);
-    gst_object_unref(old.rtspsrc);
-  }
-  for (GstElement *e : old.elements) {
-    gst_element_set_state(e, GST_STATE_NULL);
-    gst_bin_remove(GST_BIN(self), e);
+  /* Each chain was made in stream order, rtspsrc upstream of all the receiving ones. */
+  std::vector<GstElement *> downstream_first(old.elements.rbegin(), old.elements.rend());
+  if (old.rtspsrc)
+    downstream_first.push_back(old.rtspsrc);
+  remove_elements(self, downstream_first);
+  for (GstElement *e : downstream_first)
     gst_object_unref(e);
-  }
   if (old.appsrc)
     gst_object_unref(old.appsrc);
   /* GstBin drops the source flag with its last source child; the element stays a source. */
