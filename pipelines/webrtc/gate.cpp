@@ -21,18 +21,6 @@ namespace {
 SoupAuthDomain *domain = nullptr;
 SoupSession *auth_session = nullptr; /* --auth-url */
 
-std::string query_param(SoupServerMessage *msg, const char *name) {
-  std::string value;
-  if (const char *query = g_uri_get_query(soup_server_message_get_uri(msg))) {
-    if (GHashTable *params = g_uri_parse_params(query, -1, "&", G_URI_PARAMS_NONE, nullptr)) {
-      if (const char *v = static_cast<const char *>(g_hash_table_lookup(params, name)))
-        value = v;
-      g_hash_table_unref(params);
-    }
-  }
-  return value;
-}
-
 std::string token_user(SoupServerMessage *msg) {
   const std::string token = query_param(msg, "token");
   if (token.empty() || app.token_secret.empty())
@@ -124,6 +112,18 @@ void on_auth_answer(GObject *source, GAsyncResult *res, gpointer data) {
 }
 
 } // namespace
+
+std::string query_param(SoupServerMessage *msg, const char *name) {
+  std::string value;
+  if (const char *query = g_uri_get_query(soup_server_message_get_uri(msg))) {
+    if (GHashTable *params = g_uri_parse_params(query, -1, "&", G_URI_PARAMS_NONE, nullptr)) {
+      if (const char *v = static_cast<const char *>(g_hash_table_lookup(params, name)))
+        value = v;
+      g_hash_table_unref(params);
+    }
+  }
+  return value;
+}
 
 bool load_access(std::string *error) {
   Options &o = app.opt;

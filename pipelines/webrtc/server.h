@@ -165,6 +165,8 @@ void on_websocket(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsoc
 bool load_access(std::string *error);
 /* Installs the login (HTTP Basic, or a token in the address) and the /ws check. */
 void setup_access(SoupServer *server);
+/* A query parameter of the request's address ("" when absent). */
+std::string query_param(SoupServerMessage *msg, const char *name);
 /* The user a request logged in as ("" without --users); `stream` "" for none. */
 std::string request_user(SoupServerMessage *msg);
 Permissions user_permissions(const std::string &user, const std::string &stream);

@@ -458,18 +458,6 @@ void admit(std::unique_ptr<Join> j) {
   g_signal_connect(j->ws, "closed", G_CALLBACK(on_ws_closed), GUINT_TO_POINTER(v->id));
 }
 
-std::string query_value(SoupServerMessage *msg, const char *name) {
-  std::string value;
-  if (const char *query = g_uri_get_query(soup_server_message_get_uri(msg))) {
-    if (GHashTable *params = g_uri_parse_params(query, -1, "&", G_URI_PARAMS_NONE, nullptr)) {
-      if (const char *v = static_cast<const char *>(g_hash_table_lookup(params, name)))
-        value = v;
-      g_hash_table_unref(params);
-    }
-  }
-  return value;
-}
-
 } // namespace
 
 void on_websocket(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsocketConnection *ws,
@@ -499,7 +487,7 @@ void on_websocket(SoupServer *, SoupServerMessage *msg, const char *, SoupWebsoc
   const char *origin = soup_message_headers_get_one(h, "Origin");
   const char *remote = soup_server_message_get_remote_host(msg);
   AuthQuery q{stream->name, user, remote ? remote : "", origin ? origin : "",
-              query_value(msg, "token")};
+              query_param(msg, "token")};
   Join *pending = j.release();
   ask_auth_service("watch", q, [pending, q](bool allowed, const std::string &why) {
     std::unique_ptr<Join> j(pending);

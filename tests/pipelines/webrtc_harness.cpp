@@ -215,32 +215,31 @@ void HookReceiver::run() {
 void HookReceiver::serve(int c) {
   std::string in;
   char buf[4096];
+  /* more bytes of the connection; false when it closed or went quiet */
+  auto read_more = [&] {
+    pollfd p = {c, POLLIN, 0};
+    if (stop || poll(&p, 1, 2000) <= 0)
+      return false;
+    const ssize_t n = read(c, buf, sizeof buf);
+    if (n <= 0)
+      return false;
+    in.append(buf, static_cast<size_t>(n));
+    return true;
+  };
   for (;;) {
     size_t head_end;
-    while ((head_end = in.find("\r\n\r\n")) == std::string::npos) {
-      pollfd p = {c, POLLIN, 0};
-      if (stop || poll(&p, 1, 2000) <= 0)
+    while ((head_end = in.find("\r\n\r\n")) == std::string::npos)
+      if (!read_more())
         return;
-      const ssize_t n = read(c, buf, sizeof buf);
-      if (n <= 0)
-        return;
-      in.append(buf, static_cast<size_t>(n));
-    }
     std::string head = in.substr(0, head_end);
     std::transform(head.begin(), head.end(), head.begin(), ::tolower);
     size_t length = 0;
     const size_t cl = head.find("content-length:");
     if (cl != std::string::npos)
       length = std::strtoul(head.c_str() + cl + 15, nullptr, 10);
-    while (in.size() < head_end + 4 + length) {
-      pollfd p = {c, POLLIN, 0};
-      if (stop || poll(&p, 1, 2000) <= 0)
+    while (in.size() < head_end + 4 + length)
+      if (!read_more())
         return;
-      const ssize_t n = read(c, buf, sizeof buf);
-      if (n <= 0)
-        return;
-      in.append(buf, static_cast<size_t>(n));
-    }
     const std::string body = in.substr(head_end + 4, length);
     {
       std::lock_guard<std::mutex> lk(lock);
