@@ -10,6 +10,7 @@
 #include "helpers.h"
 #include "process.h"
 #include "rtmp/flv.h"
+#include "rtmp_shared.h"
 
 #include <netinet/in.h>
 #include <poll.h>
@@ -144,52 +145,6 @@ struct LogCapture {
   }
 };
 
-/* rtmpserversrc elements ! appsink on one port, `props` each. */
-struct Pipeline {
-  GstElement *pipeline = nullptr;
-  std::vector<GstElement *> srcs, sinks;
-  guint port;
-  Pipeline(guint p, const std::vector<std::string> &props, bool play = true) : port(p) {
-    std::string desc;
-    for (size_t i = 0; i < props.size(); i++)
-      desc += "rtmpserversrc name=src" + std::to_string(i) + " port=" + std::to_string(port) + " " +
-              props[i] + " ! appsink name=out" + std::to_string(i) + " sync=false max-buffers=0 ";
-    GError *err = nullptr;
-    pipeline = gst_parse_launch(desc.c_str(), &err);
-    REQUIRE(err == nullptr);
-    for (size_t i = 0; i < props.size(); i++) {
-      srcs.push_back(gst_bin_get_by_name(GST_BIN(pipeline), ("src" + std::to_string(i)).c_str()));
-      sinks.push_back(gst_bin_get_by_name(GST_BIN(pipeline), ("out" + std::to_string(i)).c_str()));
-    }
-    if (play)
-      REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  }
-  std::string url(const std::string &key) const {
-    return "rtmp://127.0.0.1:" + std::to_string(port) + "/live/" + key;
-  }
-  /* the FLV bytes received so far (until a quiet `quiet`) */
-  std::vector<uint8_t> drain(size_t i, GstClockTime quiet = 500 * GST_MSECOND) {
-    std::vector<uint8_t> out;
-    while (GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(sinks[i]), quiet)) {
-      GstMapInfo m;
-      gst_buffer_map(gst_sample_get_buffer(s), &m, GST_MAP_READ);
-      out.insert(out.end(), m.data, m.data + m.size);
-      gst_buffer_unmap(gst_sample_get_buffer(s), &m);
-      gst_sample_unref(s);
-    }
-    return out;
-  }
-  guint64 stat(size_t i, const char *field) { return stats_uint64(srcs[i], field); }
-  ~Pipeline() {
-    gst_element_set_state(pipeline, GST_STATE_NULL);
-    for (auto *e : srcs)
-      gst_object_unref(e);
-    for (auto *e : sinks)
-      gst_object_unref(e);
-    gst_object_unref(pipeline);
-  }
-};
-
 const std::string &test_flv() {
   static std::string path;
   if (path.empty()) {
@@ -200,13 +155,7 @@ const std::string &test_flv() {
 }
 
 int publish(const std::string &url, bool realtime = false) {
-  std::vector<std::string> args = {"timeout", "60", "ffmpeg", "-hide_banner", "-loglevel", "error"};
-  if (realtime)
-    args.push_back("-re");
-  for (const std::string &a : {std::string("-i"), test_flv(), std::string("-c"),
-                               std::string("copy"), std::string("-f"), std::string("flv"), url})
-    args.push_back(a);
-  return run_command(args);
+  return ffmpeg_publish_file(test_flv(), url, realtime);
 }
 
 /* Video frames in FLV bytes. */
@@ -228,7 +177,7 @@ TEST_CASE("publish-auth-url: the service allows one key and refuses another; a r
   test_flv();
   LogCapture log;
   AuthService service(good_key_only);
-  Pipeline p(0, {"publish-auth-url=" + service.url()}, false);
+  Shared p(0, {"publish-auth-url=" + service.url()});
   REQUIRE(gst_element_set_state(p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   g_object_get(p.srcs[0], "bound-port", &p.port, nullptr);
   REQUIRE(p.port > 0);
@@ -267,7 +216,7 @@ TEST_CASE("publish-auth-url: a service that is down refuses every publish",
     AuthService gone(good_key_only);
     url = gone.url();
   } /* its port is closed now */
-  Pipeline p(0, {"publish-auth-url=" + url}, false);
+  Shared p(0, {"publish-auth-url=" + url});
   REQUIRE(gst_element_set_state(p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   g_object_get(p.srcs[0], "bound-port", &p.port, nullptr);
   CHECK(publish(p.url("good-K3y")) != 0);
@@ -282,8 +231,9 @@ TEST_CASE("publish-auth-url: a service slower than the timeout refuses, while an
   AuthService slow(good_key_only);
   slow.delay_ms = 3000;
   const guint port = free_tcp_port();
-  Pipeline p(port, {"stream-key=alice", "stream-key=good-K3y publish-auth-url=" + slow.url() +
-                                            " publish-auth-timeout=500"});
+  Shared p(port, {"stream-key=alice", "stream-key=good-K3y publish-auth-url=" + slow.url() +
+                                          " publish-auth-timeout=500"});
+  REQUIRE(gst_element_set_state(p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   /* alice publishes in real time (3 s) ... */
   int rc_alice = -1;
   std::thread alice([&] { rc_alice = publish(p.url("alice"), true); });
@@ -327,7 +277,7 @@ gboolean on_authorize(GstElement *, const gchar *app, const gchar *key, const gc
 TEST_CASE("authorize-publish: the application decides in a thread of the element's",
           "[rtmp][interop][auth]") {
   test_flv();
-  Pipeline p(0, {""}, false);
+  Shared p(0, {""});
   SignalLog log;
   g_signal_connect(p.srcs[0], "authorize-publish", G_CALLBACK(on_authorize), &log);
   REQUIRE(gst_element_set_state(p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
@@ -343,7 +293,7 @@ TEST_CASE("authorize-publish: the application decides in a thread of the element
 
 TEST_CASE("publish-auth-url that is not http:// fails at start with a clear error",
           "[rtmp][interop][auth]") {
-  Pipeline p(0, {"publish-auth-url=https://auth.example/x"}, false);
+  Shared p(0, {"publish-auth-url=https://auth.example/x"});
   CHECK(gst_element_set_state(p.pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
   GstBus *bus = gst_element_get_bus(p.pipeline);
   GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
