@@ -70,6 +70,7 @@ static const char *const kSrcProps[] = {"address",
                                         "tls-cert-file",
                                         "publish-auth-url",
                                         "publish-auth-timeout",
+                                        "read-interval",
                                         "tls-key-file",
                                         "tls-certificate",
                                         "stats"};

@@ -98,18 +98,34 @@ GST_ELEMENT_REGISTER_DEFINE(rtmpserversrc, "rtmpserversrc", GST_RANK_NONE,
 
 namespace {
 
-/* (listener) Queues a buffer for create(). */
+/* (listener) Holds a buffer for the end of the round (flush_round): the queue's lock is taken
+ * once per round, not once per tag while create() is running. */
 void enqueue(GstRtmpServerSrc *self, GstBuffer *buf) {
-  auto *priv = self->priv;
-  Lock lk(priv->lock);
-  if (priv->flushing) {
-    gst_buffer_unref(buf);
-    return;
-  }
-  priv->queued_bytes += gst_buffer_get_size(buf);
-  priv->behind.store(priv->queued_bytes > MAX_QUEUED_BYTES, std::memory_order_relaxed);
-  priv->queue.push_back(buf); /* create() is woken once per round (round_done) */
+  self->priv->round.push_back(buf);
 }
+
+} // namespace
+
+/* (listener) This round's buffers to create(), which is woken once per round. */
+void GstRtmpServerSrcPrivate::flush_round(bool wake) {
+  Lock lk(lock);
+  for (auto *b : round) {
+    if (flushing) {
+      gst_buffer_unref(b);
+      continue;
+    }
+    queued_bytes += gst_buffer_get_size(b);
+    queue.push_back(b);
+  }
+  round.clear();
+  behind.store(queued_bytes > MAX_QUEUED_BYTES, std::memory_order_relaxed);
+  if (wake) {
+    reads++;
+    cond.notify_one();
+  }
+}
+
+namespace {
 
 /* (I/O thread) Running time now, for the first message of a publish. */
 GstClockTime running_time_now(GstRtmpServerSrc *self) {
@@ -173,6 +189,7 @@ void GstRtmpServerSrcPrivate::publish_stopped(const std::string &reason, uint64_
   pub = Publish();
   out.end_publish();
   const bool end = settings_of(self).eos_on_disconnect;
+  flush_round(false); /* (before the EOS) */
   Lock lk(lock);
   publishing = false;
   publisher.clear();
@@ -301,7 +318,8 @@ static gboolean gst_rtmp_server_src_start(GstBaseSrc *src) {
     priv->gap_sent = false;
     priv->keyframe_interval = 0;
     priv->behind.store(false);
-    priv->bytes = priv->messages = priv->publishes = priv->refused = priv->connections = 0;
+    priv->bytes = priv->messages = priv->publishes = priv->refused = priv->connections =
+        priv->reads = 0;
   }
   if (!listener->attach(priv, point_config(self), &error)) {
     GST_ELEMENT_ERROR(self, RESOURCE, BUSY,
@@ -330,6 +348,9 @@ static gboolean gst_rtmp_server_src_stop(GstBaseSrc *src) {
     priv->authorizer.reset();     /* (after: no more authorize() calls) */
     priv->listener.reset();
   }
+  for (auto *b : priv->round) /* (detached: no listener call can be running) */
+    gst_buffer_unref(b);
+  priv->round.clear();
   priv->certificate.reset();
   Lock lk(priv->lock);
   for (auto *b : priv->queue)
@@ -398,6 +419,17 @@ static GstFlowReturn gst_rtmp_server_src_create(GstPushSrc *src, GstBuffer **buf
   return GST_FLOW_OK;
 }
 
+/* Live, and late by up to the read interval: a message waits in its socket until the next read
+ * (then up to one interval after its running time, which came from the first message's read). */
+static gboolean gst_rtmp_server_src_query(GstBaseSrc *src, GstQuery *query) {
+  if (GST_QUERY_TYPE(query) != GST_QUERY_LATENCY)
+    return GST_BASE_SRC_CLASS(gst_rtmp_server_src_parent_class)->query(src, query);
+  const GstClockTime latency =
+      static_cast<GstClockTime>(settings_of(GST_RTMP_SERVER_SRC(src)).read_interval) * GST_MSECOND;
+  gst_query_set_latency(query, TRUE, latency, GST_CLOCK_TIME_NONE);
+  return TRUE;
+}
+
 static void gst_rtmp_server_src_finalize(GObject *object) {
   auto *self = GST_RTMP_SERVER_SRC(object);
   delete self->priv;
@@ -427,6 +459,7 @@ static void gst_rtmp_server_src_class_init(GstRtmpServerSrcClass *klass) {
   basesrc_class->stop = GST_DEBUG_FUNCPTR(gst_rtmp_server_src_stop);
   basesrc_class->unlock = GST_DEBUG_FUNCPTR(gst_rtmp_server_src_unlock);
   basesrc_class->unlock_stop = GST_DEBUG_FUNCPTR(gst_rtmp_server_src_unlock_stop);
+  basesrc_class->query = GST_DEBUG_FUNCPTR(gst_rtmp_server_src_query);
   pushsrc_class->create = GST_DEBUG_FUNCPTR(gst_rtmp_server_src_create);
 }
 

@@ -45,6 +45,7 @@ GST_DEBUG_CATEGORY_EXTERN(gst_rtmp_server_src_debug);
 #define DEFAULT_IDLE_TIMEOUT 10000u
 #define DEFAULT_MAX_PENDING 8u
 #define DEFAULT_AUTH_TIMEOUT 3000u
+#define DEFAULT_READ_INTERVAL 50u
 
 enum {
   PROP_0,
@@ -65,6 +66,7 @@ enum {
   PROP_TLS_CERTIFICATE,
   PROP_PUBLISH_AUTH_URL,
   PROP_PUBLISH_AUTH_TIMEOUT,
+  PROP_READ_INTERVAL,
 };
 
 enum { SIGNAL_AUTHORIZE_PUBLISH, N_SIGNALS };
@@ -96,6 +98,7 @@ struct Settings {
   std::shared_ptr<GTlsCertificate> tls_certificate; /* set by an application */
   std::string auth_url;
   guint auth_timeout = DEFAULT_AUTH_TIMEOUT;
+  guint read_interval = DEFAULT_READ_INTERVAL;
 };
 
 using Lock = std::unique_lock<std::mutex>;
@@ -120,6 +123,7 @@ struct GstRtmpServerSrcPrivate : costream::rtmp::PublishPoint {
   costream::rtmp::serversrc::Publish pub;
   costream::rtmp::FlvOutput out; /* the FLV and its timeline (see flvoutput.h) */
   std::vector<costream::rtmp::FlvOutput::Item> items;
+  std::vector<GstBuffer *> round; /* this round's buffers, queued by round_done() */
   bool bframes_warned = false;
   bool gop_warned = false;
 
@@ -138,6 +142,7 @@ struct GstRtmpServerSrcPrivate : costream::rtmp::PublishPoint {
   guint64 publishes = 0;
   guint64 refused = 0;
   guint64 connections = 0;
+  guint64 reads = 0; /* rounds of the listener that brought media (each woke create() once) */
   gint64 publish_started_at = 0;
   GstClockTime keyframe_interval = 0; /* the last one measured (0: none yet) */
   guint64 publish_bytes_start = 0;
@@ -147,10 +152,8 @@ struct GstRtmpServerSrcPrivate : costream::rtmp::PublishPoint {
   void media(costream::rtmp::SessionEvent &e) override;
   void publish_stopped(const std::string &reason, uint64_t bytes) override;
   void count(uint64_t connections, uint64_t refused, uint64_t bytes, uint64_t messages) override;
-  void round_done() override {
-    std::lock_guard<std::mutex> lk(lock);
-    cond.notify_one();
-  }
+  void round_done() override { flush_round(true); }
+  void flush_round(bool wake);
   void keyframe_interval_measured(GstClockTime interval);
   bool throttled() const override { return behind.load(std::memory_order_relaxed); }
   void authorize(uint64_t ticket, const costream::rtmp::AuthRequest &request) override {

@@ -30,11 +30,7 @@ namespace {
 
 using Lock = std::unique_lock<std::mutex>;
 
-/* The I/O thread reads all its sockets at most once per this many microseconds. RTMP publishers
- * buffer seconds; 20 ms more costs nothing there, and one wake-up then reads every publisher's
- * messages of 20 ms, instead of one wake-up per message per publisher (docs/rtmpserversrc.md:
- * 10 ms and 20 ms measured). */
-constexpr gint64 kRoundUs = 20000;
+constexpr gint64 kSetupRoundUs = 5000; /* see run() */
 
 std::mutex registry_lock;
 std::map<std::string, std::weak_ptr<Listener>> &registry() {
@@ -144,8 +140,10 @@ void Listener::Core::run() {
   std::unordered_map<uint64_t, uint32_t> events;
   while (!stop.load()) {
     bool any_throttled = false, any_handshaking = false;
+    gint64 interval = 0;
     {
       Lock lk(lock);
+      interval = read_interval();
       for (size_t k = conns.size(); k-- > 0;)
         if (conns[k]->orphaned)
           close_connection(k, "element stopped");
@@ -154,6 +152,11 @@ void Listener::Core::run() {
         /* A TLS handshake runs in glib-networking's thread: retried on a short timeout (its
          * bytes are not ours to wait for). */
         any_handshaking |= c->tls && !c->tls_ready;
+        /* A connection not publishing yet waits for answers (handshake, connect, publish: a
+         * round trip each): it is read at least every 5 ms, or connecting would take several
+         * read intervals. */
+        if (!c->slot && !c->closing)
+          interval = std::min(interval, kSetupRoundUs);
         want(*c);
       }
     }
@@ -213,12 +216,13 @@ void Listener::Core::run() {
       check_timeouts();
     }
     run_deliveries();
-    /* At most one round per kRoundUs: what arrives meanwhile waits in the sockets and is read
-     * in the next round, with the other connections' (one wake-up for many messages, instead
-     * of one per message and publisher). */
+    /* At most one round per read interval: what arrives meanwhile waits in the sockets and is
+     * read in the next round, with the other connections' (one wake-up of this thread and of
+     * each element for many messages, instead of one per message and publisher). The elements'
+     * wake-ups are most of the CPU ingest costs here (docs/rtmpserversrc.md, benchmark). */
     const gint64 spent = g_get_monotonic_time() - round_start;
-    if (r > 0 && spent < kRoundUs && !stop.load())
-      g_usleep(static_cast<gulong>(kRoundUs - spent));
+    if (r > 0 && spent < interval && !stop.load())
+      g_usleep(static_cast<gulong>(interval - spent));
   }
 }
 

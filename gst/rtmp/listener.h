@@ -16,6 +16,9 @@
  * a second publish for it is refused. Two elements may not serve the same application and key
  * (attach() fails and names both).
  *
+ * Reads: at most one read of all sockets per read interval (the smallest of the elements'), each
+ * element woken once per read that brought it media (PublishPoint::round_done).
+ *
  * Limits: before a connection is routed, the strictest of the attached elements' (smallest
  * message and chunk sizes, shortest handshake timeout), and as many of them as the elements'
  * max-pending-connections add up to;
@@ -60,6 +63,11 @@ struct PointConfig {
   /* Set: every publish routed to this element waits for its PublishPoint::authorize() decision
    * (given with Listener::authorized()); the publisher is not read meanwhile. */
   bool authorize = false;
+  /* How long the port's I/O thread lets data gather in the sockets between two reads; the
+   * smallest of the attached elements' applies. Each read wakes every element whose publisher
+   * sent something: longer saves wake-ups (CPU), and adds up to this much delay. 0: read as data
+   * arrives. */
+  gint64 read_interval_us = 50000;
 };
 
 /* A publish to decide on (see PointConfig::authorize). The key is there for the one who

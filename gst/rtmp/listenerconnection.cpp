@@ -63,6 +63,14 @@ gint64 Listener::Core::handshake_timeout() const {
   return t;
 }
 
+/* The smallest of the elements' read intervals (none attached: the default). */
+gint64 Listener::Core::read_interval() const {
+  gint64 t = -1;
+  for (auto &s : slots)
+    t = t < 0 ? s->config.read_interval_us : std::min(t, s->config.read_interval_us);
+  return t < 0 ? PointConfig().read_interval_us : t;
+}
+
 /* Each element brings its own budget of connections that have not published yet: many
  * publishers (re)connecting at once to a port with many elements all get through, and a flood
  * of half-open connections still cannot keep one out (the oldest goes). */

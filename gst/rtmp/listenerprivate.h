@@ -136,6 +136,7 @@ struct Listener::Core {
   ChunkReader::Limits pending_limits() const;
   gint64 handshake_timeout() const;
   unsigned max_pending() const;
+  gint64 read_interval() const;
   std::shared_ptr<Slot> route(const std::string &app, const std::string &key) const;
   SessionRoutes routes_for(Connection *c);
   void end_publish(Connection &c, const std::string &reason);

@@ -4,13 +4,16 @@
  * Many RTMP publishers on one port: rtmpserversrc against nginx-rtmp, measured in one run. Not a
  * test.
  *
- *   bench-rtmp [--seconds S] [--publishers 16,64] [--repeat R] [--no-bridge]
+ *   bench-rtmp [--seconds S] [--publishers 16,64] [--repeat R] [--no-bridge] [--read-interval MS]
+ *
+ * --read-interval: the elements' read-interval property (default: theirs, 50 ms).
  *
  * Every publisher is an ffmpeg process sending, in real time (-re, -c copy), the same file:
  * H.264 640x360 30 fps at 1 Mbit/s (keyframe every 2 s, no B-frames) and AAC stereo 48 kHz at
  * 128 kbit/s, each with its own stream key, all to one port.
  *   - ours: this process runs one rtmpserversrc per key on that port, each `! fakesink`; its CPU
- *     (getrusage, the ffmpeg children excluded) over the publishing.
+ *     (getrusage, the publishers excluded: one shell started by one fork starts them, for both)
+ *     over the publishing.
  *   - nginx-rtmp (Debian libnginx-mod-rtmp): one worker, `live on`, no players: the master's and
  *     the worker's CPU (/proc/PID/stat) over the same publishing.
  * The two alternate, R rounds per publisher count; the table shows medians and the ratio per
@@ -33,7 +36,6 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -115,35 +117,43 @@ guint free_port() {
   return port;
 }
 
-/* N real-time publishers, key k<i>, to `port`; returns once all are done. */
+/* N real-time publishers, key k<i>, to `port`; returns once all are done, with how many ended
+ * well. One shell starts them (one fork of this process, as for nginx-rtmp's run: spawning 64
+ * processes from a process with GStreamer loaded costs it CPU the measurement is not about). */
 int publish_all(const std::string &file, guint port, int n, int seconds) {
-  std::vector<std::thread> pubs;
-  std::vector<int> rc(n, -1);
-  for (int i = 0; i < n; i++)
-    pubs.emplace_back([&, i] {
-      rc[i] =
-          run({"timeout", std::to_string(seconds + 60), "ffmpeg", "-hide_banner", "-loglevel",
-               "error", "-re", "-t", std::to_string(seconds), "-i", file, "-c", "copy", "-f", "flv",
-               "rtmp://127.0.0.1:" + std::to_string(port) + "/live/k" + std::to_string(i)});
-    });
-  for (auto &t : pubs)
-    t.join();
-  return static_cast<int>(std::count(rc.begin(), rc.end(), 0));
+  const std::string script = "ok=0; pids=; i=0; while [ $i -lt " + std::to_string(n) +
+                             " ]; do timeout " + std::to_string(seconds + 60) +
+                             " ffmpeg -nostdin -hide_banner -loglevel error -re -t " +
+                             std::to_string(seconds) +
+                             " -i \"$0\" -c copy -f flv rtmp://127.0.0.1:" + std::to_string(port) +
+                             "/live/k$i & pids=\"$pids $!\"; i=$((i+1)); done; "
+                             "for p in $pids; do wait $p && ok=$((ok+1)); done; echo $ok";
+  const gchar *argv[] = {"sh", "-c", script.c_str(), file.c_str(), nullptr};
+  gchar *out = nullptr;
+  gint status = -1;
+  if (!g_spawn_sync(nullptr, const_cast<gchar **>(argv), nullptr, G_SPAWN_SEARCH_PATH, nullptr,
+                    nullptr, &out, nullptr, &status, nullptr))
+    return 0;
+  const int ok = out ? std::atoi(out) : 0;
+  g_free(out);
+  return ok;
 }
 
 /* ours: N rtmpserversrc (or rtmpbridge) on one port; CPU s of this process. */
+std::string extra_props; /* --read-interval */
+
 double run_ours(const std::string &file, int n, int seconds, bool bridge, int *ok) {
   const guint port = free_port();
   std::string desc;
   for (int i = 0; i < n; i++) {
     const std::string k = std::to_string(i);
     if (bridge)
-      desc += "rtmpbridge name=s" + k + " port=" + std::to_string(port) + " stream-key=k" + k +
-              " s" + k + ".audio ! fakesink sync=false async=false s" + k +
+      desc += "rtmpbridge name=s" + k + " port=" + std::to_string(port) + extra_props +
+              " stream-key=k" + k + " s" + k + ".audio ! fakesink sync=false async=false s" + k +
               ".video ! fakesink sync=false async=false ";
     else
-      desc += "rtmpserversrc name=s" + k + " port=" + std::to_string(port) + " stream-key=k" + k +
-              " ! fakesink sync=false ";
+      desc += "rtmpserversrc name=s" + k + " port=" + std::to_string(port) + extra_props +
+              " stream-key=k" + k + " ! fakesink sync=false ";
   }
   GError *err = nullptr;
   GstElement *p = gst_parse_launch(desc.c_str(), &err);
@@ -256,11 +266,14 @@ int main(int argc, char **argv) {
       for (gchar **p = parts; *p; p++)
         counts.push_back(std::atoi(*p));
       g_strfreev(parts);
+    } else if (!strcmp(argv[i], "--read-interval") && i + 1 < argc) {
+      extra_props = " read-interval=" + std::to_string(std::atoi(argv[++i]));
     } else if (!strcmp(argv[i], "--no-bridge")) {
       bridge = false;
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--seconds S] [--publishers 16,64] [--repeat R] [--no-bridge]\n",
+                   "usage: %s [--seconds S] [--publishers 16,64] [--repeat R] [--no-bridge] "
+                   "[--read-interval MS]\n",
                    argv[0]);
       return 2;
     }
@@ -318,8 +331,9 @@ int main(int argc, char **argv) {
   }
   std::printf("# Real-time publishers on one port (ffmpeg -re -c copy: H.264 640x360 30 fps "
               "1 Mbit/s + AAC 128 kbit/s), %d s each; %d rounds, ours and nginx-rtmp "
-              "alternating\n\n",
-              seconds, repeat);
+              "alternating; read-interval %s\n\n",
+              seconds, repeat,
+              extra_props.empty() ? "50 ms (default)" : (extra_props.substr(15) + " ms").c_str());
   std::printf("| publishers | rtmpserversrc CPU s (median) | %% of a core per publisher | "
               "nginx-rtmp CPU s (median) | %% of a core per publisher | ours / nginx per round "
               "(median, range) | publishers received (ours, nginx) |\n"

@@ -568,6 +568,52 @@ TEST_CASE("One port: elements start and stop while another element's publisher s
   CHECK(a.stat(0, "publishes") == 1);
 }
 
+/* A real-time publish of `file` to `key`; its wall time in seconds. */
+static double publish_timed(Shared &s, const std::string &file, const std::string &key) {
+  const gint64 t0 = g_get_monotonic_time();
+  CHECK(ffmpeg_publish_file(file, s.url(key), true) == 0);
+  return (g_get_monotonic_time() - t0) / 1e6;
+}
+
+TEST_CASE("One port: the smallest read interval applies, reads never come faster, and each element "
+          "reports its own as latency",
+          "[rtmp][interop][shared]") {
+  const std::string file = tone_flv(300); /* 3 s */
+  /* Elements ask for 1000 ms and 100 ms: the port reads every 100 ms. */
+  Shared s(free_tcp_port(),
+           {"stream-key=slow read-interval=1000", "stream-key=fast read-interval=100"});
+  REQUIRE(gst_element_set_state(s.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (size_t i = 0; i < 2; i++) {
+    GstPad *pad = gst_element_get_static_pad(s.srcs[i], "src");
+    GstQuery *q = gst_query_new_latency();
+    CHECK(gst_pad_query(pad, q));
+    gboolean live = FALSE;
+    GstClockTime min = 0, max = 0;
+    gst_query_parse_latency(q, &live, &min, &max);
+    CHECK(live);
+    CHECK(min == (i == 0 ? 1000 : 100) * GST_MSECOND);
+    gst_query_unref(q);
+    gst_object_unref(pad);
+  }
+  const double secs = publish_timed(s, file, "slow");
+  check_identical(media_tags(s.drain(0)), media_tags(read_file(file)));
+  const guint64 reads = s.stat(0, "reads");
+  INFO(reads << " reads in " << secs << " s");
+  /* a 3 s publish sends media all along: read at 100 ms, far more often than 1000 ms allows */
+  CHECK(static_cast<double>(reads) > secs / 1.0 + 2);
+  CHECK(static_cast<double>(reads) <= secs / 0.1 + 2);
+
+  /* Alone, 1000 ms: never more than one read per second, every tag still there. */
+  Shared alone(free_tcp_port(), {"stream-key=slow read-interval=1000"});
+  REQUIRE(gst_element_set_state(alone.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  const double secs2 = publish_timed(alone, file, "slow");
+  check_identical(media_tags(alone.drain(0)), media_tags(read_file(file)));
+  const guint64 reads2 = alone.stat(0, "reads");
+  INFO(reads2 << " reads in " << secs2 << " s alone");
+  CHECK(reads2 >= 2);
+  CHECK(static_cast<double>(reads2) <= secs2 / 1.0 + 2);
+}
+
 TEST_CASE("The keyframe interval is measured; over 2 s it posts a one-time warning naming the OBS "
           "setting",
           "[rtmp][interop]") {
