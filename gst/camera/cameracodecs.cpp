@@ -18,13 +18,14 @@ std::string upper(std::string s) {
 
 } // namespace
 
-ReceivePlan plan_receive(const RtpStreamInfo &s) {
+ReceivePlan plan_receive(const RtpStreamInfo &s, AudioOutput audio) {
   ReceivePlan p;
   const std::string enc = upper(s.encoding_name);
   if (s.media == "video") {
     if (enc == "H264") {
       p.supported = true;
       p.codec = "H264";
+      p.output = "h264";
       p.chain = {{"rtph264depay", {}}, {"h264parse", {{"config-interval", "-1"}}}};
       p.output_caps = "video/x-h264, stream-format=(string)byte-stream, alignment=(string)au";
     } else {
@@ -55,8 +56,30 @@ ReceivePlan plan_receive(const RtpStreamInfo &s) {
   } else {
     p.supported = false;
     p.codec = enc;
+    return p;
+  }
+  p.output = "raw";
+  if (audio == AudioOutput::Opus) {
+    if (p.codec == "OPUS") {
+      p.chain = {{"rtpopusdepay", {}}};
+      p.output = "opus-passthrough";
+    } else {
+      /* audioresample passes a rate Opus has (8, 12, 16, 24, 48 kHz) through; others go to
+       * 48 kHz. */
+      p.chain.push_back({"audioconvert", {}});
+      p.chain.push_back({"audioresample", {}});
+      p.chain.push_back({"opusenc", {{"frame-size", "20"}}});
+      p.output = "opus-encoded";
+    }
   }
   return p;
+}
+
+const char *audio_output_caps(AudioOutput audio) {
+  return audio == AudioOutput::Opus
+             ? "audio/x-opus, channel-mapping-family=(int)0, rate=(int)48000, channels=(int)1"
+             : "audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)8000, "
+               "channels=(int)1";
 }
 
 BackchannelPlan plan_backchannel(const RtpStreamInfo &s) {

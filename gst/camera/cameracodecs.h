@@ -28,16 +28,26 @@ struct ElementSpec {
       properties; /* set with gst_util_set_object_arg */
 };
 
+/* What the element's audio pad carries: the camera's audio decoded, or Opus (the camera's own
+ * when it sends Opus, else encoded from its audio). */
+enum class AudioOutput { Raw, Opus };
+
 struct ReceivePlan {
   bool supported = false;
-  std::string codec; /* short name shown in stats: "H264", "PCMA", "AAC", ... */
+  std::string codec;  /* short name shown in stats: "H264", "PCMA", "AAC", ... */
+  std::string output; /* audio: "raw", "opus-passthrough" or "opus-encoded"; video: "h264" */
   std::vector<ElementSpec> chain;
   std::string output_caps; /* a capsfilter after the chain; empty for none */
 };
 
 /* The camera's video (H.264 only: depayloaded, parsed to byte-stream access units with SPS/PPS
- * before every key frame) or audio (decoded to raw). Anything else is not supported. */
-ReceivePlan plan_receive(const RtpStreamInfo &s);
+ * before every key frame) or audio (decoded to raw; or, for AudioOutput::Opus, Opus: depayloaded
+ * only when the camera sends Opus, else decoded and encoded with opusenc at the camera's rate when
+ * Opus has it, 8 kHz G.711 staying 8 kHz). Anything else is not supported. */
+ReceivePlan plan_receive(const RtpStreamInfo &s, AudioOutput audio = AudioOutput::Raw);
+
+/* The caps the audio pad will have, announced before the camera is reached. */
+const char *audio_output_caps(AudioOutput audio);
 
 struct BackchannelPlan {
   bool supported = false;

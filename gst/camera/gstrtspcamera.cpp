@@ -7,10 +7,12 @@
  *
  * One IP camera session: the camera's RTSP stream in, its ONVIF audio back channel out. It opens
  * `location` with `rtspsrc` (back channel `onvif`), exposes the camera's H.264 video on the
- * `video` pad (byte-stream access units, SPS/PPS before every key frame) and its audio, decoded,
- * on the `audio` pad, and sends what arrives on the `backchannel` sink pad (raw audio) to the
- * camera's speaker: resampled and encoded to the codec and rate the camera's SDP offers for its
- * `sendonly` track (PCMA, PCMU, Opus, AAC or L16), payloaded and sent over the same RTSP session.
+ * `video` pad (byte-stream access units, SPS/PPS before every key frame) and its audio on the
+ * `audio` pad (decoded; or, with `audio-format=opus`, Opus: a camera's own Opus passed through
+ * without transcoding, other codecs encoded), and sends what arrives on the `backchannel` sink pad
+ * (raw audio) to the camera's speaker: resampled and encoded to the codec and rate the camera's SDP
+ * offers for its `sendonly` track (PCMA, PCMU, Opus, AAC or L16), payloaded and sent over the same
+ * RTSP session.
  *
  * A camera without a back channel: rtspcamera connects again without asking for one, warns once
  * naming the camera, and discards (and counts) what arrives on `backchannel`. A camera that goes
@@ -25,8 +27,8 @@
  *
  * Bus messages (element messages):
  * - `rtspcamera-connected`: `location` (redacted), `video-codec`, `audio-codec`,
- *   `backchannel-codec` (`none` without one), `connects`, `outage` (ns without data before this
- *   connection, 0 for the first).
+ *   `audio-output` (see `audio-format`), `backchannel-codec` (`none` without one), `connects`,
+ * `outage` (ns without data before this connection, 0 for the first).
  * - `rtspcamera-lost`: `location`, `reason`, `retry-in` (ns), `losses`.
  *
  * ## Example launch line
@@ -68,14 +70,15 @@ enum {
   PROP_RECONNECT_DELAY,
   PROP_MAX_RECONNECT_DELAY,
   PROP_STATS,
+  PROP_AUDIO_FORMAT,
 };
 
 static GstStaticPadTemplate video_template =
     GST_STATIC_PAD_TEMPLATE("video", GST_PAD_SRC, GST_PAD_ALWAYS,
                             GST_STATIC_CAPS("video/x-h264, stream-format = (string) byte-stream, "
                                             "alignment = (string) au"));
-static GstStaticPadTemplate audio_template =
-    GST_STATIC_PAD_TEMPLATE("audio", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("audio/x-raw"));
+static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE(
+    "audio", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("audio/x-raw; audio/x-opus"));
 static GstStaticPadTemplate backchannel_template =
     GST_STATIC_PAD_TEMPLATE("backchannel", GST_PAD_SINK, GST_PAD_ALWAYS,
                             GST_STATIC_CAPS("audio/x-raw, layout = (string) interleaved"));
@@ -95,6 +98,20 @@ static GType transport_get_type() {
         {TRANSPORT_AUTO, "rtspsrc's default: UDP, then TCP when nothing arrives", "auto"},
         {0, nullptr, nullptr}};
     g_once_init_leave(&type, g_enum_register_static("GstRtspCameraTransport", values));
+  }
+  return type;
+}
+
+static GType audio_format_get_type() {
+  static GType type = 0;
+  if (g_once_init_enter(&type)) {
+    static const GEnumValue values[] = {
+        {AUDIO_FORMAT_RAW, "The camera's audio decoded (audio/x-raw)", "raw"},
+        {AUDIO_FORMAT_OPUS,
+         "Opus (audio/x-opus): the camera's own when it sends Opus, else encoded from its audio",
+         "opus"},
+        {0, nullptr, nullptr}};
+    g_once_init_leave(&type, g_enum_register_static("GstRtspCameraAudioFormat", values));
   }
   return type;
 }
@@ -236,9 +253,10 @@ static GstStructure *make_stats(GstRtspCamera *self) {
     std::lock_guard<std::mutex> lk(p->lock);
     s = gst_structure_new("rtspcamera-stats", "state", G_TYPE_STRING, p->state.c_str(),
                           "video-codec", G_TYPE_STRING, p->conn.video_codec.c_str(), "audio-codec",
-                          G_TYPE_STRING, p->conn.audio_codec.c_str(), "backchannel-codec",
-                          G_TYPE_STRING, p->conn.backchannel_codec.c_str(), "connects",
-                          G_TYPE_UINT64, p->connects, "losses", G_TYPE_UINT64, p->losses, nullptr);
+                          G_TYPE_STRING, p->conn.audio_codec.c_str(), "audio-output", G_TYPE_STRING,
+                          p->conn.audio_output.c_str(), "backchannel-codec", G_TYPE_STRING,
+                          p->conn.backchannel_codec.c_str(), "connects", G_TYPE_UINT64, p->connects,
+                          "losses", G_TYPE_UINT64, p->losses, nullptr);
   }
   const std::string where = redacted_location(self);
   gst_structure_set(s, "location", G_TYPE_STRING, where.c_str(), "video-buffers", G_TYPE_UINT64,
@@ -284,6 +302,9 @@ static void gst_rtsp_camera_set_property(GObject *object, guint prop_id, const G
   case PROP_MAX_RECONNECT_DELAY:
     s.max_reconnect_delay = g_value_get_uint(value);
     break;
+  case PROP_AUDIO_FORMAT:
+    s.audio_format = g_value_get_enum(value);
+    break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
@@ -320,6 +341,9 @@ static void gst_rtsp_camera_get_property(GObject *object, guint prop_id, GValue 
     break;
   case PROP_MAX_RECONNECT_DELAY:
     g_value_set_uint(value, s.max_reconnect_delay);
+    break;
+  case PROP_AUDIO_FORMAT:
+    g_value_set_enum(value, s.audio_format);
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -402,10 +426,26 @@ static void gst_rtsp_camera_class_init(GstRtspCameraClass *klass) {
                         "Longest wait between attempts to reach the camera, in ms", 0, 3600000,
                         DEFAULT_MAX_RECONNECT_DELAY, flags));
   /**
+   * GstRtspCamera:audio-format:
+   *
+   * What the `audio` pad carries. `raw` (the default): the camera's audio decoded. `opus`: Opus,
+   * for WebRTC and RTP: a camera that sends Opus has its packets passed through untouched
+   * (depayloaded only, never decoded), any other codec is decoded and encoded with `opusenc`
+   * (20 ms frames; G.711's 8 kHz stays 8 kHz, a rate Opus has). `stats` and
+   * `rtspcamera-connected` say which (`audio-output`). Read at each connection to the camera.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_AUDIO_FORMAT,
+      g_param_spec_enum("audio-format", "Audio format",
+                        "What the audio pad carries: raw (decoded) or opus (the camera's Opus "
+                        "passed through, other codecs encoded to Opus)",
+                        audio_format_get_type(), DEFAULT_AUDIO_FORMAT, flags));
+  /**
    * GstRtspCamera:stats:
    *
    * `rtspcamera-stats`: `state` (stopped, connecting, streaming, retrying), `location`
-   * (redacted), `video-codec`, `audio-codec`, `backchannel-codec`, `connects`, `losses`,
+   * (redacted), `video-codec`, `audio-codec`, `audio-output` (`raw`, `opus-passthrough`,
+   * `opus-encoded`; `none` without audio), `backchannel-codec`, `connects`, `losses`,
    * `video-buffers`/`video-bytes`, `audio-buffers`/`audio-bytes` (from the camera),
    * `rtp-packets`/`rtp-bytes` (every RTP packet rtspsrc passed on, of every stream of the
    * camera's, exposed or not, and their sizes), `unlinked-drops` (camera data on a pad nobody

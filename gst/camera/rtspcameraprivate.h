@@ -46,6 +46,7 @@
 GST_DEBUG_CATEGORY_EXTERN(gst_rtsp_camera_debug);
 
 enum Transport { TRANSPORT_TCP, TRANSPORT_UDP, TRANSPORT_AUTO };
+enum AudioFormat { AUDIO_FORMAT_RAW, AUDIO_FORMAT_OPUS };
 
 #define DEFAULT_LOCATION nullptr
 #define DEFAULT_TRANSPORT TRANSPORT_TCP
@@ -53,6 +54,7 @@ enum Transport { TRANSPORT_TCP, TRANSPORT_UDP, TRANSPORT_AUTO };
 #define DEFAULT_TIMEOUT 5000
 #define DEFAULT_RECONNECT_DELAY 1000
 #define DEFAULT_MAX_RECONNECT_DELAY 30000
+#define DEFAULT_AUDIO_FORMAT AUDIO_FORMAT_RAW
 
 namespace costream::rtspcamera {
 
@@ -65,6 +67,7 @@ struct Settings {
   guint timeout = DEFAULT_TIMEOUT;
   guint reconnect_delay = DEFAULT_RECONNECT_DELAY;
   guint max_reconnect_delay = DEFAULT_MAX_RECONNECT_DELAY;
+  int audio_format = DEFAULT_AUDIO_FORMAT;
 };
 
 /* One RTSP session to the camera and the elements made for it; replaced whole on reconnection. */
@@ -78,6 +81,7 @@ struct Connection {
   bool streaming = false;             /* the connection is announced (see post_connected()) */
   bool ended = false;                 /* lost: the supervisor will tear it down */
   std::string video_codec = "none", audio_codec = "none", backchannel_codec = "none";
+  std::string audio_output = "none"; /* see ReceivePlan::output */
   bool video_used = false, audio_used = false;
   /* The back channel, when the camera offers one we can encode. */
   GstElement *appsrc = nullptr;

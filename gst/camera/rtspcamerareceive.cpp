@@ -10,6 +10,8 @@
  */
 #include "rtspcameraprivate.h"
 
+#include "../common/objectlock.h"
+
 #include <cstdlib>
 
 #define GST_CAT_DEFAULT gst_rtsp_camera_debug
@@ -211,7 +213,10 @@ void costream::rtspcamera::on_pad_added(GstElement *rtspsrc, GstPad *pad, gpoint
     info = stream_info(gst_caps_get_structure(caps, 0));
   gst_clear_caps(&caps);
 
-  const costream::ReceivePlan plan = costream::plan_receive(info);
+  const auto audio_out = costream::locked_copy(self, p->settings.audio_format) == AUDIO_FORMAT_OPUS
+                             ? costream::AudioOutput::Opus
+                             : costream::AudioOutput::Raw;
+  const costream::ReceivePlan plan = costream::plan_receive(info, audio_out);
   const bool video = info.media == "video";
   bool taken;
   {
@@ -224,6 +229,8 @@ void costream::rtspcamera::on_pad_added(GstElement *rtspsrc, GstPad *pad, gpoint
     if (!taken) {
       used = true;
       (video ? p->conn.video_codec : p->conn.audio_codec) = plan.codec;
+      if (!video)
+        p->conn.audio_output = plan.output;
     }
   }
   gst_pad_add_probe(

@@ -53,7 +53,8 @@ void costream::rtspcamera::post_connected(GstRtspCamera *self) {
     p->lost_at = 0;
     s = gst_structure_new("rtspcamera-connected", "video-codec", G_TYPE_STRING,
                           p->conn.video_codec.c_str(), "audio-codec", G_TYPE_STRING,
-                          p->conn.audio_codec.c_str(), "backchannel-codec", G_TYPE_STRING,
+                          p->conn.audio_codec.c_str(), "audio-output", G_TYPE_STRING,
+                          p->conn.audio_output.c_str(), "backchannel-codec", G_TYPE_STRING,
                           p->conn.backchannel_codec.c_str(), "connects", G_TYPE_UINT64, p->connects,
                           "outage", G_TYPE_UINT64, outage, nullptr);
   }
@@ -151,12 +152,16 @@ static void push_without_camera(GstRtspCamera *self, GstPad *pad, GstEvent *even
   } else {
     g_autofree gchar *id = gst_pad_create_stream_id(pad, GST_ELEMENT(self), GST_PAD_NAME(pad));
     gst_pad_push_event(pad, gst_event_new_stream_start(id));
-    /* The caps a G.711 / H.264 camera will have: sticky events go stream-start, caps, segment. */
-    GstCaps *caps = gst_caps_from_string(
-        pad == self->priv->video
-            ? "video/x-h264, stream-format=(string)byte-stream, alignment=(string)au"
-            : "audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)8000, "
-              "channels=(int)1");
+    /* The caps a G.711 / H.264 camera will have (Opus with audio-format=opus): sticky events go
+     * stream-start, caps, segment. */
+    const auto audio =
+        costream::locked_copy(self, self->priv->settings.audio_format) == AUDIO_FORMAT_OPUS
+            ? costream::AudioOutput::Opus
+            : costream::AudioOutput::Raw;
+    GstCaps *caps = gst_caps_from_string(pad == self->priv->video
+                                             ? "video/x-h264, stream-format=(string)byte-stream, "
+                                               "alignment=(string)au"
+                                             : costream::audio_output_caps(audio));
     gst_pad_push_event(pad, gst_event_new_caps(caps));
     gst_caps_unref(caps);
     GstSegment segment;

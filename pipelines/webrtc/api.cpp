@@ -68,6 +68,7 @@ std::string producer_json(Stream *s) {
       }
       out += ", \"codecs\": " +
              codecs_json({stat_str(st, "video-codec"), stat_str(st, "audio-codec")}) +
+             ", \"audio_output\": " + json_string(stat_str(st, "audio-output")) +
              ", \"backchannel\": {\"codec\": " + json_string(stat_str(st, "backchannel-codec")) +
              ", \"bytes\": " + u64(stat_u64(st, "backchannel-bytes")) +
              ", \"packets\": " + u64(stat_u64(st, "backchannel-packets")) +

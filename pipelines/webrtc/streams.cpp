@@ -5,7 +5,8 @@
  *   test sources:  videotestsrc ! H.264 ! rtph264pay ! tee vtK,  audiotestsrc ! opus ! tee atK
  *   RTMP:          rtmpbridge srcK (H.264 kept, AAC to Opus) ! rtp payloaders ! tees
  *   RTSP camera:   rtspcamera srcK: video (H.264, passed through) ! rtph264pay ! tee vtK,
- *                  audio (decoded) ! opusenc ! rtpopuspay ! tee atK,
+ *                  audio (audio-format=opus: the camera's Opus passed through, other codecs
+ *                  encoded by rtspcamera) ! rtpopuspay ! tee atK,
  *                  backchannelmixer bcK ! srcK.backchannel (one RTSP session however many viewers)
  * The test and RTMP producers' back channel (their mixer's output) goes to --record or --rtp-out.
  */
@@ -144,10 +145,9 @@ bool build_streams(std::string *error) {
     Stream *s = add(c.name, Stream::Kind::Camera);
     const std::string k = std::to_string(app.streams.size() - 1);
     /* The location is set on the element below, not written here: it may hold credentials. */
-    desc += "rtspcamera name=src" + k + " src" + k + ".video ! queue ! h264parse ! " + kVideoPay +
-            " ! tee name=vt" + k + " allow-not-linked=true src" + k +
-            ".audio ! queue ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=97 ! tee "
-            "name=at" +
+    desc += "rtspcamera name=src" + k + " audio-format=opus src" + k +
+            ".video ! queue ! h264parse ! " + kVideoPay + " ! tee name=vt" + k +
+            " allow-not-linked=true src" + k + ".audio ! queue ! rtpopuspay pt=97 ! tee name=at" +
             k + " allow-not-linked=true backchannelmixer name=bc" + k + " force-live=true ! src" +
             k + ".backchannel ";
     s->back_channel = "the camera's back channel";
@@ -296,14 +296,16 @@ bool stream_message(GstMessage *msg) {
     gst_structure_get_uint64(st, "outage", &outage);
     const gchar *vc = gst_structure_get_string(st, "video-codec");
     const gchar *ac = gst_structure_get_string(st, "audio-codec");
+    const gchar *ao = gst_structure_get_string(st, "audio-output");
     const gchar *bc = gst_structure_get_string(st, "backchannel-codec");
-    say("camera %s connected (video %s, audio %s, back channel %s; outage %" G_GUINT64_FORMAT
+    say("camera %s connected (video %s, audio %s: %s, back channel %s; outage %" G_GUINT64_FORMAT
         " ms)",
-        s->name.c_str(), vc && *vc ? vc : "none", ac && *ac ? ac : "none", bc && *bc ? bc : "none",
-        outage / GST_MSECOND);
+        s->name.c_str(), vc && *vc ? vc : "none", ac && *ac ? ac : "none", ao && *ao ? ao : "none",
+        bc && *bc ? bc : "none", outage / GST_MSECOND);
     event("camera.connected", s,
           "\"video_codec\": " + json_string(vc ? vc : "") + ", \"audio_codec\": " +
-              json_string(ac ? ac : "") + ", \"backchannel_codec\": " + json_string(bc ? bc : "") +
+              json_string(ac ? ac : "") + ", \"audio_output\": " + json_string(ao ? ao : "") +
+              ", \"backchannel_codec\": " + json_string(bc ? bc : "") +
               ", \"outage_ms\": " + std::to_string(outage / GST_MSECOND));
   } else if (g_str_equal(name, "rtspcamera-lost")) {
     s->state = "lost";

@@ -5,12 +5,14 @@
  * (GstRTSPOnvifServer + GstRTSPOnvifMediaFactory), the camera implementation the rtspcamera tests
  * and the WebRTC server tests talk to. Nobody here wrote its RTSP or its back channel.
  *
- *   costream-test-camera [--port N] [--path /cam] [--audio pcma|pcmu|none] [--tone HZ]
+ *   costream-test-camera [--port N] [--path /cam] [--audio pcma|pcmu|opus|none] [--tone HZ]
  *                        [--backchannel pcma|pcmu|opus|none] [--record FILE]
  *                        [--user U --password P]
  *
  * Streams: H.264 video (320x240, 25 fps, openh264enc, a key frame every 25 frames), the camera's
- * own audio (a live tone, G.711 at 8 kHz) and, unless `--backchannel none`, an ONVIF back channel
+ * own audio (a live tone, G.711 at 8 kHz, or Opus at 48 kHz mono in 40 ms packets with `--audio
+ * opus`) and, unless
+ * `--backchannel none`, an ONVIF back channel
  * (`a=sendonly`) whose audio is decoded and appended to FILE as raw S16LE mono (8 kHz for G.711,
  * 48 kHz for Opus). `--port 0` picks a free port. Once serving it prints one line
  * `ready rtsp://127.0.0.1:PORT/PATH` on standard output. SIGTERM/SIGINT stop it.
@@ -74,7 +76,11 @@ bool parse(int argc, char **argv, Options &o) {
 std::string audio_branch(const Options &o) {
   std::string src =
       "audiotestsrc is-live=true wave=sine volume=0.3 freq=" + std::to_string(o.tone) +
-      " ! audio/x-raw,rate=8000,channels=1 ! ";
+      " ! audio/x-raw,rate=" + (o.audio == "opus" ? "48000" : "8000") + ",channels=1 ! ";
+  if (o.audio == "opus")
+    /* 40 ms packets, which rtspcamera's own encoder never makes: a test tells passthrough from
+     * transcoding by the packets' durations */
+    return src + "opusenc frame-size=40 ! rtpopuspay name=pay1 pt=97";
   if (o.audio == "pcma")
     return src + "alawenc ! rtppcmapay name=pay1 pt=8";
   if (o.audio == "pcmu")
@@ -111,11 +117,12 @@ gboolean on_signal(gpointer loop) {
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
   Options o;
-  if (!parse(argc, argv, o) || (o.audio != "pcma" && o.audio != "pcmu" && o.audio != "none") ||
+  if (!parse(argc, argv, o) ||
+      (o.audio != "pcma" && o.audio != "pcmu" && o.audio != "opus" && o.audio != "none") ||
       (o.backchannel != "pcma" && o.backchannel != "pcmu" && o.backchannel != "opus" &&
        o.backchannel != "none")) {
     std::fprintf(stderr, "usage: costream-test-camera [--port N] [--path /cam] [--audio "
-                         "pcma|pcmu|none] [--tone HZ] [--backchannel pcma|pcmu|opus|none] "
+                         "pcma|pcmu|opus|none] [--tone HZ] [--backchannel pcma|pcmu|opus|none] "
                          "[--record FILE] [--user U --password P]\n");
     return 2;
   }

@@ -11,12 +11,14 @@
 #include "testsig.h"
 
 #include <signal.h>
+#include <opus.h>
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -334,6 +336,95 @@ TEST_CASE("A camera's back channel hears two talkers at their levels; its video 
   CHECK(testsig::amplitude_at(heard.data(), heard.size(), 440, rate) == Approx(0.2).epsilon(0.1));
   CHECK(testsig::amplitude_at(heard.data(), heard.size(), 660, rate) == Approx(0.1).epsilon(0.1));
   CHECK(testsig::amplitude_at(heard.data(), heard.size(), 1000, rate) < 0.01);
+}
+
+/* Every element inside `bin`, recursively, made by `factory`. */
+size_t count_factory(GstBin *bin, const char *factory) {
+  size_t n = 0;
+  GstIterator *it = gst_bin_iterate_recurse(bin);
+  GValue v = G_VALUE_INIT;
+  while (gst_iterator_next(it, &v) == GST_ITERATOR_OK) {
+    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&v)));
+    n += f && g_str_equal(GST_OBJECT_NAME(f), factory);
+    g_value_reset(&v);
+  }
+  g_value_unset(&v);
+  gst_iterator_free(it);
+  return n;
+}
+
+TEST_CASE("audio-format=opus: a camera's Opus passes through untouched, G.711 is encoded; both "
+          "decode to the camera's tone",
+          "[camera]") {
+  const std::string codec = GENERATE(as<std::string>{}, "opus", "pcma");
+  INFO("camera audio " << codec);
+  Camera cam({"--audio", codec, "--backchannel", "pcma"});
+  /* the packets as they leave the audio pad, and decoded as a user would */
+  GstElement *p = play("rtspcamera name=cam audio-format=opus location=\"" + cam.url +
+                       "\" cam.video ! avdec_h264 ! appsink name=video sync=true "
+                       " cam.audio ! tee name=t ! queue ! appsink name=opus sync=false "
+                       " t. ! queue ! opusdec ! audioconvert ! audioresample ! "
+                       "audio/x-raw,format=S16LE,rate=8000,channels=1 ! appsink name=audio "
+                       "sync=true backchannelmixer name=m ! cam.backchannel "
+                       " audiotestsrc is-live=true freq=440 volume=0.2 ! m. ");
+  Bus bus(p);
+  const GstStructure *up = bus.wait("rtspcamera-connected", 1, 20);
+  REQUIRE(up != nullptr);
+  CHECK(field(up, "audio-codec") == (codec == "opus" ? "OPUS" : "PCMA"));
+  CHECK(field(up, "audio-output") == (codec == "opus" ? "opus-passthrough" : "opus-encoded"));
+  Received r;
+  receive(p, 3.0, r, bus);
+  GstElement *el = gst_bin_get_by_name(GST_BIN(p), "cam");
+  /* no Opus decoder or encoder inside for an Opus camera; one encoder for G.711 */
+  const size_t encoders = count_factory(GST_BIN(el), "opusenc");
+  const size_t decoders = count_factory(GST_BIN(el), "opusdec");
+  const std::string output = [&] {
+    GstStructure *st = nullptr;
+    g_object_get(el, "stats", &st, nullptr);
+    std::string o = field(st, "audio-output");
+    gst_structure_free(st);
+    return o;
+  }();
+  GstPad *apad = gst_element_get_static_pad(el, "audio");
+  GstCaps *acaps = gst_pad_get_current_caps(apad);
+  gst_object_unref(apad);
+  gst_object_unref(el);
+  std::map<int, size_t> durations; /* samples at 48 kHz per packet -> packets */
+  size_t packets = 0;
+  GstElement *opus = gst_bin_get_by_name(GST_BIN(p), "opus");
+  while (GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(opus), 0)) {
+    GstMapInfo m;
+    GstBuffer *b = gst_sample_get_buffer(s);
+    gst_buffer_map(b, &m, GST_MAP_READ);
+    const int n = opus_packet_get_nb_samples(m.data, static_cast<opus_int32>(m.size), 48000);
+    gst_buffer_unmap(b, &m);
+    durations[n]++;
+    packets++;
+    gst_sample_unref(s);
+  }
+  gst_object_unref(opus);
+  stop(p);
+  cam.stop();
+  CHECK(bus.errors == 0);
+  REQUIRE(acaps);
+  CHECK(gst_structure_has_name(gst_caps_get_structure(acaps, 0), "audio/x-opus"));
+  gst_caps_unref(acaps);
+  CHECK(output == (codec == "opus" ? "opus-passthrough" : "opus-encoded"));
+  CHECK(decoders == 0);
+  CHECK(encoders == (codec == "opus" ? 0u : 1u));
+  /* The camera's 40 ms packets arrive as they are; G.711 becomes our encoder's 20 ms ones. */
+  REQUIRE(packets >= 50);
+  const int expected = codec == "opus" ? 1920 : 960;
+  INFO("packets " << packets << ", of the expected duration " << durations[expected]);
+  CHECK(durations[expected] == packets);
+  /* Decoded: the camera's 1 kHz tone at 0.3. */
+  const auto audio = r.audio.channel(0, 1);
+  REQUIRE(audio.size() >= 16000);
+  const auto mid = middle(audio, 8000);
+  CHECK(testsig::estimate_frequency(mid.data(), mid.size(), 8000, 500, 2000) ==
+        Approx(1000).margin(5));
+  CHECK(testsig::amplitude_at(mid.data(), mid.size(), 1000, 8000) == Approx(0.3).epsilon(0.1));
+  CHECK(r.video_frames >= 40);
 }
 
 TEST_CASE("A camera without a back channel: one warning naming it, its media still flows, "

@@ -74,16 +74,25 @@ Tones tones(const std::vector<double> &x, double tail_s) {
   return t;
 }
 
+/* The camera's own audio: "pcma", or "opus" (40 ms packets, see test_camera.cpp). */
 std::unique_ptr<Child> start_camera(unsigned port, const std::string &record,
-                                    const std::string &log) {
+                                    const std::string &log, const std::string &audio = "pcma") {
   auto cam = std::make_unique<Child>(
       std::vector<std::string>{COSTREAM_TEST_CAMERA, "--port", std::to_string(port), "--audio",
-                               "pcma", "--tone", "1000", "--backchannel", "pcma", "--record",
-                               record, "--user", "admin", "--password", "s3cret-Pw"},
+                               audio, "--tone", "1000", "--backchannel", "pcma", "--record", record,
+                               "--user", "admin", "--password", "s3cret-Pw"},
       log);
   REQUIRE(
       wait_until([&] { return read_text(log).find("ready rtsp://") != std::string::npos; }, 20));
   return cam;
+}
+
+/* Audio samples the browser played per audio packet it received, between two reports: the
+ * packets' duration at 48 kHz (960: 20 ms, 1920: 40 ms). */
+double samples_per_packet(const ViewerStats::Sample &a, const ViewerStats::Sample &b) {
+  return b.audio > a.audio ? static_cast<double>(b.audio_samples - a.audio_samples) /
+                                 static_cast<double>(b.audio - a.audio)
+                           : -1;
 }
 
 /* The last getStats() sample of every viewer. */
@@ -134,18 +143,23 @@ TEST_CASE("costream-webrtc --camera: two tabs talk into an ONVIF camera's back c
   std::string api;
   bool restarted = false, resumed = false, left = false, still_receiving = false;
   double restart_s = -1, video_s = -1, talk_s = -1;
+  /* the camera's audio per packet in tab 1: G.711 encoded by rtspcamera (20 ms), then the
+   * second camera's own Opus passed through (40 ms) */
+  double pcma_ratio = -1, opus_ratio = -1;
   if (ok && id1 >= 0 && id2 >= 0) {
+    const auto start = last_samples(read_text(server_log));
     g_usleep(4 * G_USEC_PER_SEC); /* both talking into the camera */
     api = http(18082, "GET", "/api/streams");
 
-    /* the camera goes away and comes back on the same address */
+    /* the camera goes away and comes back on the same address, now sending Opus */
     const auto before = last_samples(read_text(server_log));
+    pcma_ratio = samples_per_packet(start.at(id1), before.at(id1));
     camera->stop(SIGTERM, 10);
     camera.reset();
     REQUIRE(wait_until(
         [&] { return read_text(server_log).find("camera door lost") != std::string::npos; }, 30));
     const gint64 t0 = g_get_monotonic_time();
-    camera = start_camera(cam_port, dir + "/camera-2.raw", dir + "/camera-2.log");
+    camera = start_camera(cam_port, dir + "/camera-2.raw", dir + "/camera-2.log", "opus");
     restarted = wait_until(
         [&] {
           const std::string log = read_text(server_log);
@@ -171,7 +185,10 @@ TEST_CASE("costream-webrtc --camera: two tabs talk into an ONVIF camera's back c
     talk_s = (g_get_monotonic_time() - t0) / 1e6;
     resumed = video_back && talk_back &&
               wait_until([&] { return read_file(dir + "/camera-2.raw").size() >= 3 * 16000; }, 30);
+    const auto opus_start = last_samples(read_text(server_log));
     g_usleep(3 * G_USEC_PER_SEC);
+    opus_ratio =
+        samples_per_packet(opus_start.at(id1), last_samples(read_text(server_log)).at(id1));
 
     /* tab 2 leaves; tab 1 goes on */
     CHECK(browser.close_tab(tab2));
@@ -203,6 +220,10 @@ TEST_CASE("costream-webrtc --camera: two tabs talk into an ONVIF camera's back c
        << video_s << " s, talk-back recorded by it after " << talk_s << " s");
   CHECK(restarted);
   CHECK(resumed);
+  WARN("tab 1: audio samples per packet " << pcma_ratio << " (PCMA camera), " << opus_ratio
+                                          << " (Opus camera)");
+  CHECK(pcma_ratio == Approx(960).epsilon(0.15));
+  CHECK(opus_ratio == Approx(1920).epsilon(0.15));
   CHECK(left);
   CHECK(still_receiving);
 
@@ -227,6 +248,7 @@ TEST_CASE("costream-webrtc --camera: two tabs talk into an ONVIF camera's back c
   CHECK(api.find("\"url\": \"rtsp://***@127.0.0.1:" + std::to_string(cam_port) + "/cam\"") !=
         std::string::npos);
   CHECK(api.find("\"codecs\": [\"H264\", \"PCMA\"]") != std::string::npos);
+  CHECK(api.find("\"audio_output\": \"opus-encoded\"") != std::string::npos);
   CHECK(api.find("\"backchannel\": {\"codec\": \"PCMA\"") != std::string::npos);
   CHECK(json_number(api, "packets") > 100);
   CHECK(json_number(api, "talkers") == 2);
@@ -249,6 +271,8 @@ TEST_CASE("costream-webrtc --camera: two tabs talk into an ONVIF camera's back c
   const std::string v1 = "\"viewer\": " + std::to_string(id1),
                     v2 = "\"viewer\": " + std::to_string(id2);
   CHECK(count_events(events, "camera.connected", "\"stream\": \"door\"") == 2);
+  CHECK(count_events(events, "camera.connected", "\"audio_output\": \"opus-encoded\"") == 1);
+  CHECK(count_events(events, "camera.connected", "\"audio_output\": \"opus-passthrough\"") == 1);
   CHECK(count_events(events, "camera.lost", "\"stream\": \"door\"") >= 1);
   CHECK(count_events(events, "viewer.joined", v1) == 1);
   CHECK(count_events(events, "viewer.joined", v2) == 1);

@@ -82,6 +82,7 @@ std::map<int, ViewerStats> parse_server_log(const std::string &log) {
         return at == std::string::npos ? -1L : std::atol(line.c_str() + at + strlen(key) + 1);
       };
       s.audio = field("audio-packets");
+      s.audio_samples = field("audio-samples");
       s.video = field("video-packets");
       s.frames = field("frames-decoded");
       s.sent = field("talk-packets-sent");

@@ -31,6 +31,7 @@ std::string http(guint16 port, const std::string &method, const std::string &tar
 struct ViewerStats {
   struct Sample {
     long audio = 0, video = 0, frames = 0, sent = 0, tone = 0, shown = 0;
+    long audio_samples = 0; /* decoded audio samples played out (48 kHz), concealment included */
   };
   std::vector<Sample> samples;
   bool talks = false, heard = false;

@@ -81,6 +81,36 @@ TEST_CASE("Codec plans for the camera's streams", "[camera]") {
   CHECK(a.chain.back().factory == "alawdec");
   CHECK(plan_receive({"audio", "MPEG4-GENERIC", 16000, 1, 96}).codec == "AAC");
   CHECK_FALSE(plan_receive({"audio", "G726-32", 8000, 0, 97}).supported);
+  CHECK(a.output == "raw");
+}
+
+TEST_CASE("Opus out: a camera's Opus is only depayloaded, other audio is encoded", "[camera]") {
+  auto opus = plan_receive({"audio", "opus", 48000, 2, 97}, AudioOutput::Opus);
+  CHECK(opus.supported);
+  CHECK(opus.codec == "OPUS");
+  CHECK(opus.output == "opus-passthrough");
+  REQUIRE(opus.chain.size() == 1);
+  CHECK(opus.chain[0].factory == "rtpopusdepay");
+
+  for (const char *enc : {"PCMA", "PCMU", "MPEG4-GENERIC", "L16"}) {
+    INFO(enc);
+    auto p = plan_receive({"audio", enc, 8000, 1, 96}, AudioOutput::Opus);
+    CHECK(p.supported);
+    CHECK(p.output == "opus-encoded");
+    REQUIRE(p.chain.size() >= 4);
+    CHECK(p.chain.back().factory == "opusenc");
+    /* decoded first: the raw plan's chain is its beginning */
+    const auto raw = plan_receive({"audio", enc, 8000, 1, 96});
+    for (size_t i = 0; i < raw.chain.size(); i++)
+      CHECK(p.chain[i].factory == raw.chain[i].factory);
+  }
+  /* decoded, the raw plan is unchanged by the default */
+  CHECK(plan_receive({"audio", "opus", 48000, 2, 97}).chain.back().factory == "opusdec");
+  /* video does not change */
+  CHECK(plan_receive({"video", "H264", 90000, 0, 96}, AudioOutput::Opus).chain.size() == 2);
+  CHECK_FALSE(plan_receive({"audio", "G726-32", 8000, 0, 97}, AudioOutput::Opus).supported);
+  CHECK(std::string(audio_output_caps(AudioOutput::Opus)).rfind("audio/x-opus", 0) == 0);
+  CHECK(std::string(audio_output_caps(AudioOutput::Raw)).rfind("audio/x-raw", 0) == 0);
 }
 
 TEST_CASE("Back channel plans follow what the camera's SDP asks", "[camera]") {

@@ -106,9 +106,12 @@ async function onOffer(sdp) {
 
 async function reportStats() {
   const report = await pc.getStats();
-  let audioPackets = 0, videoPackets = 0, framesDecoded = 0, talkPackets = 0;
+  let audioPackets = 0, audioSamples = 0, videoPackets = 0, framesDecoded = 0, talkPackets = 0;
   report.forEach((s) => {
-    if (s.type === 'inbound-rtp' && s.kind === 'audio') audioPackets = s.packetsReceived;
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      audioPackets = s.packetsReceived;
+      audioSamples = s.totalSamplesReceived || 0;
+    }
     if (s.type === 'inbound-rtp' && s.kind === 'video') {
       videoPackets = s.packetsReceived;
       framesDecoded = s.framesDecoded;
@@ -116,7 +119,8 @@ async function reportStats() {
     if (s.type === 'outbound-rtp' && s.kind === 'audio') talkPackets = s.packetsSent;
   });
   const line = `connection=${pc.connectionState} ` +
-               `audio-packets=${audioPackets} video-packets=${videoPackets} ` +
+               `audio-packets=${audioPackets} audio-samples=${audioSamples} ` +
+               `video-packets=${videoPackets} ` +
                `frames-decoded=${framesDecoded} talk-packets-sent=${talkPackets} ` +
                `talking-shown=${[...talkers.values()].filter((t) => t.active).length}` +
                (toneHz > 0 ? ` tone=${toneHz}` : '');
