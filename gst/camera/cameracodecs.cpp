@@ -64,10 +64,13 @@ ReceivePlan plan_receive(const RtpStreamInfo &s, AudioOutput audio) {
       p.chain = {{"rtpopusdepay", {}}};
       p.output = "opus-passthrough";
     } else {
-      /* audioresample passes a rate Opus has (8, 12, 16, 24, 48 kHz) through; others go to
-       * 48 kHz. */
+      /* Always 48 kHz mono, the caps announced before the camera answers (audio_output_caps):
+       * at the camera's 8 kHz the caps would change under the sinks once it answers, and
+       * audioresample 1.22 reading past its buffer when its input rate changes was seen (ASan)
+       * behind an opusdec that followed. */
       p.chain.push_back({"audioconvert", {}});
       p.chain.push_back({"audioresample", {}});
+      p.chain.push_back({"capsfilter", {{"caps", "audio/x-raw,rate=48000,channels=1"}}});
       p.chain.push_back({"opusenc", {{"frame-size", "20"}}});
       p.output = "opus-encoded";
     }

@@ -42,8 +42,8 @@ struct ReceivePlan {
 
 /* The camera's video (H.264 only: depayloaded, parsed to byte-stream access units with SPS/PPS
  * before every key frame) or audio (decoded to raw; or, for AudioOutput::Opus, Opus: depayloaded
- * only when the camera sends Opus, else decoded and encoded with opusenc at the camera's rate when
- * Opus has it, 8 kHz G.711 staying 8 kHz). Anything else is not supported. */
+ * only when the camera sends Opus, else decoded and encoded with opusenc, 48 kHz mono, 20 ms).
+ * Anything else is not supported. */
 ReceivePlan plan_receive(const RtpStreamInfo &s, AudioOutput audio = AudioOutput::Raw);
 
 /* The caps the audio pad will have, announced before the camera is reached. */

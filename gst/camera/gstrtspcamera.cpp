@@ -303,6 +303,11 @@ static void gst_rtsp_camera_set_property(GObject *object, guint prop_id, const G
     s.max_reconnect_delay = g_value_get_uint(value);
     break;
   case PROP_AUDIO_FORMAT:
+    /* (GST_STATE is read under the object lock, held here) */
+    if (GST_STATE(self) > GST_STATE_READY) {
+      GST_WARNING_OBJECT(self, "audio-format can only change in NULL or READY: kept");
+      break;
+    }
     s.audio_format = g_value_get_enum(value);
     break;
   default:
@@ -431,15 +436,16 @@ static void gst_rtsp_camera_class_init(GstRtspCameraClass *klass) {
    * What the `audio` pad carries. `raw` (the default): the camera's audio decoded. `opus`: Opus,
    * for WebRTC and RTP: a camera that sends Opus has its packets passed through untouched
    * (depayloaded only, never decoded), any other codec is decoded and encoded with `opusenc`
-   * (20 ms frames; G.711's 8 kHz stays 8 kHz, a rate Opus has). `stats` and
-   * `rtspcamera-connected` say which (`audio-output`). Read at each connection to the camera.
+   * (48 kHz mono, 20 ms frames). `stats` and `rtspcamera-connected` say which (`audio-output`).
+   * Set in NULL or READY: the pad's caps change kind with it.
    */
   g_object_class_install_property(
       gobject_class, PROP_AUDIO_FORMAT,
       g_param_spec_enum("audio-format", "Audio format",
                         "What the audio pad carries: raw (decoded) or opus (the camera's Opus "
                         "passed through, other codecs encoded to Opus)",
-                        audio_format_get_type(), DEFAULT_AUDIO_FORMAT, flags));
+                        audio_format_get_type(), DEFAULT_AUDIO_FORMAT,
+                        static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_READY)));
   /**
    * GstRtspCamera:stats:
    *

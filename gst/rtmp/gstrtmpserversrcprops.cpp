@@ -121,13 +121,17 @@ static void gst_rtmp_server_src_set_property(GObject *object, guint prop_id, con
   /* Running: the listener applies it to connections from now on. (GST_STATE_LOCK: start() and
    * stop() run under it, so `listener` does not change meanwhile.) */
   GST_STATE_LOCK(self);
-  if (priv->listener) {
+  const bool running = priv->listener != nullptr;
+  if (running) {
     std::string error;
     if (!priv->listener->update(priv, point_config(self), &error))
       GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
                           ("New settings not applied: %s.", error.c_str()), (nullptr));
   }
   GST_STATE_UNLOCK(self);
+  /* The latency it reports changed: the pipeline asks again. */
+  if (running && prop_id == PROP_READ_INTERVAL)
+    gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
 }
 
 static void gst_rtmp_server_src_get_property(GObject *object, guint prop_id, GValue *value,

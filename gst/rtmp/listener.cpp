@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unordered_map>
@@ -140,10 +141,8 @@ void Listener::Core::run() {
   std::unordered_map<uint64_t, uint32_t> events;
   while (!stop.load()) {
     bool any_throttled = false, any_handshaking = false;
-    gint64 interval = 0;
     {
       Lock lk(lock);
-      interval = read_interval();
       for (size_t k = conns.size(); k-- > 0;)
         if (conns[k]->orphaned)
           close_connection(k, "element stopped");
@@ -152,11 +151,6 @@ void Listener::Core::run() {
         /* A TLS handshake runs in glib-networking's thread: retried on a short timeout (its
          * bytes are not ours to wait for). */
         any_handshaking |= c->tls && !c->tls_ready;
-        /* A connection not publishing yet waits for answers (handshake, connect, publish: a
-         * round trip each): it is read at least every 5 ms, or connecting would take several
-         * read intervals. */
-        if (!c->slot && !c->closing)
-          interval = std::min(interval, kSetupRoundUs);
         want(*c);
       }
     }
@@ -214,6 +208,13 @@ void Listener::Core::run() {
       if (accept_ready)
         accept_connections();
       check_timeouts();
+      /* A connection not publishing yet (just accepted, in its handshake or commands, or
+       * waiting for its authorization) waits for answers, a round trip each: it is read at
+       * least every 5 ms, or connecting would take several read intervals. */
+      interval = read_interval();
+      for (auto &c : conns)
+        if (!c->closing && (!c->slot || c->session->asking()))
+          interval = std::min(interval, kSetupRoundUs);
     }
     run_deliveries();
     /* At most one round per read interval: what arrives meanwhile waits in the sockets and is
@@ -221,8 +222,11 @@ void Listener::Core::run() {
      * each element for many messages, instead of one per message and publisher). The elements'
      * wake-ups are most of the CPU ingest costs here (docs/rtmpserversrc.md, benchmark). */
     const gint64 spent = g_get_monotonic_time() - round_start;
-    if (r > 0 && spent < interval && !stop.load())
-      g_usleep(static_cast<gulong>(interval - spent));
+    if (r > 0 && spent < interval && !stop.load()) {
+      /* (woken early by wake(): stopping, a detach, an authorization answer) */
+      struct pollfd pfd = {wake_fd, POLLIN, 0};
+      poll(&pfd, 1, static_cast<int>((interval - spent + 999) / 1000));
+    }
   }
 }
 

@@ -290,7 +290,10 @@ void Listener::Core::accept_connections() {
 bool Listener::Core::service_connection(size_t i) {
   Connection &c = *conns[i];
   uint8_t buf[65536];
-  for (int rounds = 0; rounds < 16; rounds++) {
+  /* At most 1 MiB per 50 ms of read interval in one round (168 Mbit/s whatever the interval),
+   * so that one connection cannot hold up the others for long. */
+  const gint64 reads = std::max<gint64>(16, 16 * interval / 50000);
+  for (gint64 rounds = 0; rounds < reads; rounds++) {
     GError *err = nullptr;
     const bool handshaking = c.tls && !c.tls_ready;
     const gssize n = receive(c, buf, sizeof(buf), &err);

@@ -109,6 +109,7 @@ struct Listener::Core {
   int epoll_fd = -1;
   uint64_t next_id = kFirstConnId; /* the I/O thread's */
   std::atomic<bool> stop{false};
+  gint64 interval = 0; /* (I/O thread) the current read interval, µs */
   GThread *thread = nullptr;
 
   mutable std::mutex lock;

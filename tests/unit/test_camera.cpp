@@ -99,6 +99,9 @@ TEST_CASE("Opus out: a camera's Opus is only depayloaded, other audio is encoded
     CHECK(p.output == "opus-encoded");
     REQUIRE(p.chain.size() >= 4);
     CHECK(p.chain.back().factory == "opusenc");
+    /* encoded as announced: 48 kHz mono */
+    CHECK(p.chain[p.chain.size() - 2].factory == "capsfilter");
+    CHECK(p.chain[p.chain.size() - 2].properties[0].second == "audio/x-raw,rate=48000,channels=1");
     /* decoded first: the raw plan's chain is its beginning */
     const auto raw = plan_receive({"audio", enc, 8000, 1, 96});
     for (size_t i = 0; i < raw.chain.size(); i++)
