@@ -106,8 +106,9 @@ static GType audio_format_get_type() {
   static GType type = 0;
   if (g_once_init_enter(&type)) {
     static const GEnumValue values[] = {
-        {AUDIO_FORMAT_RAW, "The camera's audio decoded (audio/x-raw)", "raw"},
-        {AUDIO_FORMAT_OPUS,
+        {static_cast<gint>(costream::AudioOutput::Raw), "The camera's audio decoded (audio/x-raw)",
+         "raw"},
+        {static_cast<gint>(costream::AudioOutput::Opus),
          "Opus (audio/x-opus): the camera's own when it sends Opus, else encoded from its audio",
          "opus"},
         {0, nullptr, nullptr}};
@@ -308,7 +309,7 @@ static void gst_rtsp_camera_set_property(GObject *object, guint prop_id, const G
       GST_WARNING_OBJECT(self, "audio-format can only change in NULL or READY: kept");
       break;
     }
-    s.audio_format = g_value_get_enum(value);
+    s.audio_format = static_cast<costream::AudioOutput>(g_value_get_enum(value));
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -348,7 +349,7 @@ static void gst_rtsp_camera_get_property(GObject *object, guint prop_id, GValue 
     g_value_set_uint(value, s.max_reconnect_delay);
     break;
   case PROP_AUDIO_FORMAT:
-    g_value_set_enum(value, s.audio_format);
+    g_value_set_enum(value, static_cast<gint>(s.audio_format));
     break;
   default:
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -444,7 +445,7 @@ static void gst_rtsp_camera_class_init(GstRtspCameraClass *klass) {
       g_param_spec_enum("audio-format", "Audio format",
                         "What the audio pad carries: raw (decoded) or opus (the camera's Opus "
                         "passed through, other codecs encoded to Opus)",
-                        audio_format_get_type(), DEFAULT_AUDIO_FORMAT,
+                        audio_format_get_type(), static_cast<gint>(DEFAULT_AUDIO_FORMAT),
                         static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_READY)));
   /**
    * GstRtspCamera:stats:

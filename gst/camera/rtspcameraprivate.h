@@ -46,7 +46,6 @@
 GST_DEBUG_CATEGORY_EXTERN(gst_rtsp_camera_debug);
 
 enum Transport { TRANSPORT_TCP, TRANSPORT_UDP, TRANSPORT_AUTO };
-enum AudioFormat { AUDIO_FORMAT_RAW, AUDIO_FORMAT_OPUS };
 
 #define DEFAULT_LOCATION nullptr
 #define DEFAULT_TRANSPORT TRANSPORT_TCP
@@ -54,7 +53,7 @@ enum AudioFormat { AUDIO_FORMAT_RAW, AUDIO_FORMAT_OPUS };
 #define DEFAULT_TIMEOUT 5000
 #define DEFAULT_RECONNECT_DELAY 1000
 #define DEFAULT_MAX_RECONNECT_DELAY 30000
-#define DEFAULT_AUDIO_FORMAT AUDIO_FORMAT_RAW
+#define DEFAULT_AUDIO_FORMAT costream::AudioOutput::Raw
 
 namespace costream::rtspcamera {
 
@@ -67,7 +66,7 @@ struct Settings {
   guint timeout = DEFAULT_TIMEOUT;
   guint reconnect_delay = DEFAULT_RECONNECT_DELAY;
   guint max_reconnect_delay = DEFAULT_MAX_RECONNECT_DELAY;
-  int audio_format = DEFAULT_AUDIO_FORMAT;
+  costream::AudioOutput audio_format = DEFAULT_AUDIO_FORMAT; /* the audio-format GEnum's values */
 };
 
 /* One RTSP session to the camera and the elements made for it; replaced whole on reconnection. */

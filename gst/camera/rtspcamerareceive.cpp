@@ -213,10 +213,8 @@ void costream::rtspcamera::on_pad_added(GstElement *rtspsrc, GstPad *pad, gpoint
     info = stream_info(gst_caps_get_structure(caps, 0));
   gst_clear_caps(&caps);
 
-  const auto audio_out = costream::locked_copy(self, p->settings.audio_format) == AUDIO_FORMAT_OPUS
-                             ? costream::AudioOutput::Opus
-                             : costream::AudioOutput::Raw;
-  const costream::ReceivePlan plan = costream::plan_receive(info, audio_out);
+  const costream::ReceivePlan plan =
+      costream::plan_receive(info, costream::locked_copy(self, p->settings.audio_format));
   const bool video = info.media == "video";
   bool taken;
   {

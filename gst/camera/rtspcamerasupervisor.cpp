@@ -154,10 +154,7 @@ static void push_without_camera(GstRtspCamera *self, GstPad *pad, GstEvent *even
     gst_pad_push_event(pad, gst_event_new_stream_start(id));
     /* The caps a G.711 / H.264 camera will have (Opus with audio-format=opus): sticky events go
      * stream-start, caps, segment. */
-    const auto audio =
-        costream::locked_copy(self, self->priv->settings.audio_format) == AUDIO_FORMAT_OPUS
-            ? costream::AudioOutput::Opus
-            : costream::AudioOutput::Raw;
+    const auto audio = costream::locked_copy(self, self->priv->settings.audio_format);
     GstCaps *caps = gst_caps_from_string(pad == self->priv->video
                                              ? "video/x-h264, stream-format=(string)byte-stream, "
                                                "alignment=(string)au"

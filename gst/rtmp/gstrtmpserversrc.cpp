@@ -96,17 +96,9 @@ G_DEFINE_TYPE(GstRtmpServerSrc, gst_rtmp_server_src, GST_TYPE_PUSH_SRC);
 GST_ELEMENT_REGISTER_DEFINE(rtmpserversrc, "rtmpserversrc", GST_RANK_NONE,
                             GST_TYPE_RTMP_SERVER_SRC);
 
-namespace {
-
-/* (listener) Holds a buffer for the end of the round (flush_round): the queue's lock is taken
- * once per round, not once per tag while create() is running. */
-void enqueue(GstRtmpServerSrc *self, GstBuffer *buf) {
-  self->priv->round.push_back(buf);
-}
-
-} // namespace
-
-/* (listener) This round's buffers to create(), which is woken once per round. */
+/* (listener) This round's buffers (media() holds them in `round`) to create(), which is woken
+ * once per round: the queue's lock is taken once per round, not once per tag while create() is
+ * running. */
 void GstRtmpServerSrcPrivate::flush_round(bool wake) {
   Lock lk(lock);
   for (auto *b : round) {
@@ -252,7 +244,7 @@ void GstRtmpServerSrcPrivate::media(SessionEvent &e) {
       GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
     if (item.delta)
       GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
-    enqueue(self, b);
+    round.push_back(b); /* queued by flush_round() */
   }
 }
 

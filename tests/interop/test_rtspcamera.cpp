@@ -243,10 +243,15 @@ std::atomic<int> LogWatch::count{0};
 std::mutex LogWatch::lock;
 std::string LogWatch::first;
 
+/* Whether `factory` made `e`. */
+bool made_by(GstElement *e, const char *factory) {
+  GstElementFactory *f = gst_element_get_factory(e);
+  return f && !std::strcmp(GST_OBJECT_NAME(f), factory);
+}
+
 /* (GstBin::element-added) Counts the connection attempts: each makes a rtspsrc. */
 void count_rtspsrc(GstBin *, GstElement *child, gpointer data) {
-  GstElementFactory *f = gst_element_get_factory(child);
-  if (f && !std::strcmp(GST_OBJECT_NAME(f), "rtspsrc"))
+  if (made_by(child, "rtspsrc"))
     (*static_cast<std::atomic<int> *>(data))++;
 }
 
@@ -344,8 +349,7 @@ size_t count_factory(GstBin *bin, const char *factory) {
   GstIterator *it = gst_bin_iterate_recurse(bin);
   GValue v = G_VALUE_INIT;
   while (gst_iterator_next(it, &v) == GST_ITERATOR_OK) {
-    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&v)));
-    n += f && g_str_equal(GST_OBJECT_NAME(f), factory);
+    n += made_by(GST_ELEMENT(g_value_get_object(&v)), factory);
     g_value_reset(&v);
   }
   g_value_unset(&v);
